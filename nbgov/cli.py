@@ -1,0 +1,288 @@
+"""The ``nbgov`` command line: a thin layer over :class:`nbgov.Ledger`.
+
+Each command parses its options, makes one call into the core and renders the result. Errors
+are one line on stderr (``nbgov: error: ...``) and exit status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from nbgov._version import __version__
+from nbgov.errors import NbgovError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _ledger(ctx: click.Context) -> Any:
+    from nbgov.ledger import Ledger
+    from nbgov.settings import resolve_settings
+
+    return Ledger(settings=resolve_settings({"home": ctx.obj["home"]}))
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise click.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="--param")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    if isinstance(value, (dict, list)):
+        value = raw
+    return name, value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Ledger directory (default: NBGOV_HOME, [tool.nbgov] home, or ./.nbgov).",
+)
+@click.version_option(__version__, prog_name="nbgov")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """nbgov: governance evidence for notebook-based machine learning.
+
+    Everything recorded lands in an append-only, hash-chained DuckDB ledger that any SQL client
+    can read.
+
+    \b
+    Example:
+      nbgov init
+      nbgov sql "SELECT type, count(*) FROM events GROUP BY type"
+      nbgov verify
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create a ledger (directory 0700, database 0600), or upgrade an existing one.
+
+    \b
+    Example:
+      nbgov --home ./.nbgov init
+    """
+    from nbgov.ledger import Ledger
+
+    ledger = Ledger.init(ctx.obj["home"])
+    status = ledger.status()
+    click.echo(f"ledger {status.ledger_id} at {status.home} ({status.events} events)")
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("-f", "--file", "sql_file", type=click.File("r"), help="Read the SQL from a file ('-' for stdin).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Bind $NAME in the query (VALUE parsed as JSON if it can be, else text).")
+@click.option("--max-rows", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Rows shown in table format.")
+@click.pass_context
+def sql(ctx: click.Context, query: str | None, sql_file: Any, fmt: str, params: tuple[str, ...],
+        max_rows: int) -> None:
+    """Run read-only SQL over the ledger (after ingesting pending events).
+
+    Statements that would modify the ledger are refused.
+
+    \b
+    Example:
+      nbgov sql "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY n DESC"
+      nbgov sql --format csv -p t=cell_executed "SELECT * FROM events WHERE type = \\$t"
+    """
+    from nbgov.formatting import render_csv, render_json, render_table
+
+    if (query is None) == (sql_file is None):
+        raise click.UsageError("give the SQL as an argument or with --file, not both")
+    text = query if query is not None else sql_file.read()
+    bound = dict(_parse_param(p) for p in params)
+    result = _ledger(ctx).query_arrow(text, bound)
+    if fmt == "csv":
+        click.echo(render_csv(result.table))
+    elif fmt == "json":
+        click.echo(render_json(result.table))
+    else:
+        click.echo(render_table(result.table, max_rows=max_rows))
+
+
+@cli.command()
+@click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A head checkpoint from `nbgov checkpoint export`, kept outside the ledger.")
+@click.pass_context
+def verify(ctx: click.Context, against: Path | None) -> None:
+    """Recompute every leaf hash and the chain; exit 0 only if the ledger is intact.
+
+    \b
+    Example:
+      nbgov checkpoint export head.json      # keep this file somewhere else
+      nbgov verify --against head.json
+    """
+    from nbgov.verify import read_head_file
+
+    head = read_head_file(against) if against else None
+    report = _ledger(ctx).verify(against=head)
+    if report.ok:
+        extra = f", checkpoint at seq {head.seq} holds" if head else ""
+        click.echo(f"ok: {report.events} events verified, head seq {report.head_seq} "
+                   f"chain {report.head_chain[:16]}{extra}")
+        return
+    first = report.first_problem
+    assert first is not None
+    click.echo(f"FAILED: {report.problem_count} problem(s); first bad seq {first.seq}: "
+               f"{first.kind}: {first.detail}", err=True)
+    for problem in sorted(report.problems, key=lambda p: p.seq)[1:10]:
+        click.echo(f"  {problem.describe()}", err=True)
+    ctx.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show counts, the head, the last ingest and what is waiting in the spool.
+
+    \b
+    Example:
+      nbgov status --json
+    """
+    import dataclasses
+
+    st = _ledger(ctx).status()
+    if as_json:
+        data = dataclasses.asdict(st)
+        data["pending_lines"] = st.pending_lines
+        click.echo(json.dumps(data, indent=1, default=str))
+        return
+    click.echo(f"ledger      {st.ledger_id or '(not created yet)'}  schema v{st.schema_version}")
+    click.echo(f"database    {st.database}")
+    click.echo(f"events      {st.events}  (head seq {st.head_seq}, chain {st.head_chain[:16]})")
+    for kind, count in st.by_type.items():
+        click.echo(f"  {kind:<24}{count}")
+    click.echo(f"last ingest {st.last_ingest or 'never'}"
+               + (f" ({st.last_ingest_events} events)" if st.last_ingest else ""))
+    live = sum(s.writer_alive for s in st.segments)
+    click.echo(f"spool       {len(st.segments)} active segment(s) ({live} with a live writer), "
+               f"{st.pending_lines} line(s) pending")
+    for rejection in st.blocked:
+        click.echo(f"  blocked: {rejection.describe()}")
+
+
+@cli.command()
+@click.pass_context
+def ingest(ctx: click.Context) -> None:
+    """Move pending spool lines into the ledger now (queries do this on their own).
+
+    Exits 1 if a spool line was refused for the first time (edited or corrupt).
+
+    \b
+    Example:
+      nbgov ingest
+    """
+    report = _ledger(ctx).ingest()
+    if report.events:
+        click.echo(f"ingested {report.events} events in {report.batches} batch(es), "
+                   f"seq {report.first_seq}..{report.last_seq}")
+    else:
+        click.echo("nothing to ingest")
+    new = {(r.segment, r.line) for r in report.rejected}
+    for rejection in report.blocked:
+        label = "error" if (rejection.segment, rejection.line) in new else "warning: still blocked"
+        click.echo(f"nbgov: {label}: {rejection.describe()}", err=True)
+    if report.rejected:
+        ctx.exit(1)
+
+
+@cli.group()
+def checkpoint() -> None:
+    """Head checkpoints to keep outside the ledger (catch a truncated or rewritten ledger)."""
+
+
+@checkpoint.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def checkpoint_export(ctx: click.Context, path: Path) -> None:
+    """Write the ledger's current head (seq and chain hash) to PATH.
+
+    \b
+    Example:
+      nbgov checkpoint export /mnt/worm/nbgov-head.json
+      nbgov verify --against /mnt/worm/nbgov-head.json
+    """
+    from nbgov.verify import write_head_file
+
+    head = _ledger(ctx).head()
+    try:
+        write_head_file(head, path)
+    except OSError as exc:
+        raise NbgovError(f"cannot write {path}: {exc.strerror}") from None
+    click.echo(f"wrote head seq {head.seq} of ledger {head.ledger_id} to {path}")
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Record a short example session and show what the ledger holds.
+
+    \b
+    Example:
+      nbgov --home /tmp/nbgov-demo demo
+    """
+    from nbgov.demo import run_demo
+    from nbgov.formatting import render_table
+
+    result = run_demo(ctx.obj["home"])
+    ledger = result.ledger
+    click.echo(f"ledger at {ledger.home}: ingested {result.ingest.events} events")
+    click.echo()
+    click.echo(render_table(ledger.query_arrow(
+        "SELECT seq, event_time, type, actor, payload->>'$.model' AS model "
+        "FROM events ORDER BY seq DESC LIMIT 12").table))
+    click.echo()
+    click.echo(render_table(ledger.query_arrow(
+        "SELECT type, count(*) AS events FROM events GROUP BY type ORDER BY events DESC, type").table))
+    click.echo()
+    verdict = "intact" if result.verify.ok else "NOT intact"
+    click.echo(f"verify: {result.verify.events} events, chain {verdict} "
+               f"(head {result.verify.head_chain[:16]})")
+    click.echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM events\"")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    click.echo(f"nbgov: warning: {message}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning nbgov errors into one line and exit 1."""
+    import warnings
+
+    warnings.showwarning = _show_warning
+    try:
+        code = cli.main(args=argv, prog_name="nbgov", standalone_mode=False)
+    except NbgovError as exc:
+        click.echo(f"nbgov: error: {exc.one_line()}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("nbgov: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,376 @@
+"""Typed, versioned ledger events and the envelope every event travels in.
+
+Each event type is a frozen dataclass with a class-level ``TYPE`` name and schema ``VERSION``;
+:data:`EVENT_TYPES` lists every type nbgov accepts and anything else is refused. On the way to the
+ledger an event is wrapped in an envelope and encoded as canonical JSON (RFC 8785)::
+
+    {"actor":{"id":..,"source":..},"id":"<segment>:<line>","payload":{..},
+     "session":{..}|null,"time":"2026-11-28T18:36:38.123456Z","type":"cell_executed","v":1}
+
+The ledger hashes that body, together with its ledger-assigned ``seq`` and ingest time, as an
+RFC 9162 leaf (see :mod:`nbgov.chain`).
+
+Records are never changed: a :class:`Correction` is a new event pointing at the one it corrects.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from dataclasses import dataclass, fields
+from functools import cache, cached_property, lru_cache
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping
+
+import orjson
+
+from nbgov import canonical
+from nbgov.errors import InvalidPayload, UnknownEventType
+
+__all__ = [
+    "EVENT_TYPES",
+    "BodyError",
+    "CellExecuted",
+    "Correction",
+    "DatasetRead",
+    "DatasetWritten",
+    "Event",
+    "LedgerCreated",
+    "MetricsLogged",
+    "ModelFitted",
+    "Session",
+    "SessionEnded",
+    "SessionStarted",
+    "SpoolLineRejected",
+    "encode_body",
+    "event_class",
+    "format_time",
+    "make_event",
+    "check_body",
+]
+
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*")
+_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+
+
+class Event:
+    """Base of every event type (subclasses are frozen dataclasses)."""
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    def payload(self) -> dict[str, Any]:
+        """The event's fields as a dict, in declaration order."""
+        return {name: getattr(self, name) for name in _field_names(type(self))}
+
+
+@cache
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+
+
+# --- the event types --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerCreated(Event):
+    """The ledger was initialised (always seq 1 of a ledger made by ``nbgov init``)."""
+
+    TYPE: ClassVar[str] = "ledger_created"
+    ledger_id: str
+    nbgov_version: str
+
+
+@dataclass(frozen=True)
+class SessionStarted(Event):
+    """A kernel, script or review run began recording."""
+
+    TYPE: ClassVar[str] = "session_started"
+    host: str
+    python: str
+    kernel_id: str | None = None
+    notebook: str | None = None
+    packages_sha256: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+
+
+@dataclass(frozen=True)
+class SessionEnded(Event):
+    """A recording session ended (``reason``: unload, exit, ...)."""
+
+    TYPE: ClassVar[str] = "session_ended"
+    reason: str
+    cells: int = 0
+
+
+@dataclass(frozen=True)
+class CellExecuted(Event):
+    """One notebook cell ran. ``source`` is already redacted; the hash covers the redacted text."""
+
+    TYPE: ClassVar[str] = "cell_executed"
+    cell_id: str
+    execution_count: int | None
+    source_sha256: str
+    source: str
+    duration_us: int
+    ok: bool
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetRead(Event):
+    """A dataset was read; ``fingerprint`` covers ``coverage`` of it with ``algorithm``."""
+
+    TYPE: ClassVar[str] = "dataset_read"
+    path: str
+    fingerprint: str
+    algorithm: str
+    coverage: str
+    size_bytes: int | None = None
+    rows: int | None = None
+    columns: list[list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetWritten(Event):
+    """A dataset was written; fields as for :class:`DatasetRead`."""
+
+    TYPE: ClassVar[str] = "dataset_written"
+    path: str
+    fingerprint: str
+    algorithm: str
+    coverage: str
+    size_bytes: int | None = None
+    rows: int | None = None
+    columns: list[list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class ModelFitted(Event):
+    """A model version was trained."""
+
+    TYPE: ClassVar[str] = "model_fitted"
+    model: str
+    version: int
+    estimator: str
+    params: dict[str, Any]
+    n_samples: int | None = None
+    features: list[str] | None = None
+    training_data: list[str] | None = None
+    model_fingerprint: str | None = None
+    duration_us: int | None = None
+
+
+@dataclass(frozen=True)
+class MetricsLogged(Event):
+    """Evaluation results for a model version on a dataset."""
+
+    TYPE: ClassVar[str] = "metrics_logged"
+    metrics: dict[str, Any]
+    model: str | None = None
+    version: int | None = None
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class Correction(Event):
+    """A correction of an earlier event, which itself stays unchanged."""
+
+    TYPE: ClassVar[str] = "correction"
+    corrects: str
+    reason: str
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SpoolLineRejected(Event):
+    """Ingest refused a spool line (edited, corrupt or malformed); recorded once per line."""
+
+    TYPE: ClassVar[str] = "spool_line_rejected"
+    segment: str
+    line: int
+    byte_offset: int
+    reason: str
+
+
+#: Every event type nbgov accepts, by name.
+EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
+    {
+        cls.TYPE: cls
+        for cls in (
+            LedgerCreated,
+            SessionStarted,
+            SessionEnded,
+            CellExecuted,
+            DatasetRead,
+            DatasetWritten,
+            ModelFitted,
+            MetricsLogged,
+            Correction,
+            SpoolLineRejected,
+        )
+    }
+)
+
+
+def event_class(type_name: str) -> type[Event]:
+    """Return the class for *type_name*, or raise :class:`UnknownEventType`."""
+    try:
+        return EVENT_TYPES[type_name]
+    except (KeyError, TypeError):
+        raise UnknownEventType(str(type_name), list(EVENT_TYPES)) from None
+
+
+def make_event(type_name: str, **fields_: Any) -> Event:
+    """Build an event of a type given by name (e.g. from a CLI or a file).
+
+    Raises
+    ------
+    UnknownEventType
+        If the type is not one nbgov defines.
+    InvalidPayload
+        If the fields do not match the type.
+    """
+    cls = event_class(type_name)
+    try:
+        return cls(**fields_)
+    except TypeError as exc:
+        raise InvalidPayload(type_name, str(exc).replace("__init__()", cls.__name__)) from None
+
+
+# --- the envelope ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Session:
+    """Where events happen: the kernel, notebook, cell or review run they belong to.
+
+    Built once per cell or run and shared by the events recorded in it; its canonical encoding is
+    computed once.
+    """
+
+    kernel_id: str | None = None
+    notebook: str | None = None
+    notebook_sha256: str | None = None
+    cell_id: str | None = None
+    execution_count: int | None = None
+    run_id: str | None = None
+
+    @cached_property
+    def encoded(self) -> bytes:
+        present = {f.name: getattr(self, f.name) for f in fields(self)}
+        return canonical.encode({k: v for k, v in present.items() if v is not None}, path="session")
+
+
+def format_time(ns: int) -> str:
+    """Format nanoseconds since the epoch as the ledger's UTC timestamp (microseconds)."""
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+def encode_body(
+    *,
+    actor: bytes,
+    event_id: str,
+    payload: bytes,
+    session: bytes | None,
+    time_text: str,
+    type_name: str,
+    version: int,
+) -> bytes:
+    """Assemble the canonical event body from already-canonical parts.
+
+    The keys are written in RFC 8785 order (actor, id, payload, session, time, type, v), so the
+    result is canonical without re-encoding the payload.
+    """
+    return b'{"actor":%b,"id":%b,"payload":%b,"session":%b,"time":"%b","type":"%b","v":%d}' % (
+        actor,
+        orjson.dumps(event_id),
+        payload,
+        b"null" if session is None else session,
+        time_text.encode("ascii"),
+        type_name.encode("ascii"),
+        version,
+    )
+
+
+class BodyError(ValueError):
+    """An event body read back from the spool does not have the envelope's shape."""
+
+
+_ENVELOPE_KEYS = ("actor", "id", "payload", "session", "time", "type", "v")
+_ACTOR_KEYS = ("id", "source")
+
+
+def check_body(body: bytes | memoryview) -> str:
+    """Check that *body* is a well-formed event of a known type; return its event id.
+
+    This runs once per event at ingest, so it checks structure without building objects.
+    Whatever passes here is safe for the ledger's column extraction (known type and version,
+    a valid UTC timestamp, an actor with a non-empty id).
+
+    Raises
+    ------
+    BodyError
+        Saying what is wrong.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(f"body is not JSON ({exc})") from None
+    if type(data) is not dict or tuple(data) != _ENVELOPE_KEYS:
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise BodyError(f"body does not have the event envelope's keys in order (found {keys})")
+    type_name, version = data["type"], data["v"]
+    cls = EVENT_TYPES.get(type_name) if type(type_name) is str else None
+    if cls is None:
+        raise BodyError(f"unknown event type {type_name!r}")
+    if type(version) is not int or not 1 <= version <= cls.VERSION:
+        raise BodyError(f"{type_name} schema version {version!r} is not one this nbgov reads")
+    actor = data["actor"]
+    if (
+        type(actor) is not dict
+        or tuple(actor) != _ACTOR_KEYS
+        or type(actor["id"]) is not str
+        or not actor["id"]
+        or type(actor["source"]) is not str
+    ):
+        raise BodyError("actor must be {id, source} strings with a non-empty id")
+    time_text = data["time"]
+    if not (
+        type(time_text) is str
+        and len(time_text) == 27
+        and time_text[19] == "."
+        and time_text[26] == "Z"
+        and time_text[20:26].isascii()
+        and time_text[20:26].isdigit()
+        and _valid_second(time_text[:19])
+    ):
+        raise BodyError(f"time {time_text!r} is not a valid UTC timestamp with microseconds")
+    if type(data["payload"]) is not dict:
+        raise BodyError("payload must be a JSON object")
+    if data["session"] is not None and type(data["session"]) is not dict:
+        raise BodyError("session must be a JSON object or null")
+    event_id = data["id"]
+    if type(event_id) is not str:
+        raise BodyError("id must be a string")
+    return event_id
+
+
+@lru_cache(maxsize=4096)
+def _valid_second(text: str) -> bool:
+    """True for 'YYYY-MM-DDTHH:MM:SS' naming a real date and time (cached: events cluster)."""
+    if not _SECOND.fullmatch(text):
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_type_name(name: str) -> bool:
+    """True if *name* is a well-formed event type name (lower_snake_case)."""
+    return bool(_TYPE_NAME.fullmatch(name))

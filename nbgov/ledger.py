@@ -1,0 +1,354 @@
+"""The ledger: append events, ingest them, query, verify.
+
+>>> from nbgov import Ledger, events
+>>> with Ledger.in_memory() as ledger:
+...     _ = ledger.append(events.SessionEnded(reason="example"))
+...     ledger.query("SELECT type FROM events")["type"].tolist()
+['session_ended']
+
+A ledger lives in a directory (``home``, default ``./.nbgov``)::
+
+    ledger.duckdb     the DuckDB database: append-only, hash-chained event log (0600)
+    spool/            one append-only segment per writer process; spool/done/ once ingested
+    ingest.lock       serialises ingesters
+
+Writers only ever touch the spool; the DuckDB file is opened for one short transaction at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from nbgov import migrations
+from nbgov._version import __version__
+from nbgov.errors import LedgerAccessError, NbgovWarning, NotALedger
+from nbgov.events import Event, LedgerCreated, Session
+from nbgov.identity import Actor, resolve_actor
+from nbgov.ingest import IngestReport, ingest_spool, read_cursors, read_rejections
+from nbgov.query import QueryResult, check_read_only, run_statements
+from nbgov.settings import Settings, resolve_settings
+from nbgov.spool import Rejection, SegmentCursor, SpoolWriter, list_segments, writer_alive
+from nbgov.store import FileStore, MemoryStore, Store
+from nbgov.verify import Head, VerifyReport, verify_ledger
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Ledger", "LedgerStatus", "SegmentStatus"]
+
+
+@dataclass(frozen=True)
+class SegmentStatus:
+    """One active spool segment and how far it has been ingested."""
+
+    segment: str
+    size: int
+    ingested_bytes: int
+    pending_lines: int
+    writer_alive: bool
+    blocked: Rejection | None = None
+
+    @property
+    def torn_bytes(self) -> int:
+        """Bytes of an incomplete last line, left until its writer finishes it."""
+        return self.size - self.ingested_bytes if self.pending_lines == 0 else 0
+
+
+@dataclass(frozen=True)
+class LedgerStatus:
+    """What ``nbgov status`` reports."""
+
+    home: str
+    database: str
+    ledger_id: str | None
+    schema_version: int
+    events: int
+    head_seq: int
+    head_chain: str
+    by_type: dict[str, int]
+    last_ingest: str | None
+    last_ingest_events: int
+    segments: list[SegmentStatus] = field(default_factory=list)
+
+    @property
+    def pending_lines(self) -> int:
+        return sum(s.pending_lines for s in self.segments)
+
+    @property
+    def blocked(self) -> list[Rejection]:
+        return [s.blocked for s in self.segments if s.blocked is not None]
+
+
+class Ledger:
+    """An nbgov ledger.
+
+    Parameters
+    ----------
+    home
+        The ledger directory. Default: resolved from ``NBGOV_HOME``, ``[tool.nbgov] home`` in the
+        nearest ``pyproject.toml``, or ``./.nbgov``.
+    settings
+        Already-resolved settings (``home`` is then ignored).
+    actor
+        The identity to stamp on appended events (default: :func:`~nbgov.identity.resolve_actor`).
+
+    Nothing touches the disk until the first call that needs it.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        settings: Settings | None = None,
+        actor: Actor | None = None,
+        _store: Store | None = None,
+    ) -> None:
+        self.settings = settings or resolve_settings({"home": home})
+        self.home = self.settings.home
+        self.actor = actor or resolve_actor()
+        self._store: Store = _store or FileStore(
+            self.settings.ledger_path, lock_timeout=self.settings.lock_timeout
+        )
+        self._writer = SpoolWriter(
+            self.settings.spool_dir, self.actor, durability=self.settings.durability
+        )
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def in_memory(cls, *, actor: Actor | None = None) -> Ledger:
+        """A ledger in an in-memory database (its spool sits in a temporary directory)."""
+        tempdir = tempfile.TemporaryDirectory(prefix="nbgov-")
+        settings = resolve_settings({"home": tempdir.name})
+        ledger = cls(settings=settings, actor=actor, _store=MemoryStore())
+        ledger._tempdir = tempdir
+        return ledger
+
+    @classmethod
+    def init(cls, home: str | os.PathLike[str] | None = None, **settings: Any) -> Ledger:
+        """Create a ledger (directory 0700, database 0600) or open an existing one.
+
+        A new ledger records a ``ledger_created`` event as its first event.
+        """
+        ledger = cls(settings=resolve_settings({"home": home, **settings}))
+        ledger._make_home()
+        with ledger._store.ingest_lock():
+            with ledger._store.write() as con:
+                migrations.upgrade(con)
+                fresh = con.execute("SELECT count(*) FROM event_log").fetchone() == (0,)
+                ledger_id = migrations.ledger_id(con) or ""
+            # Decided under the ingest lock, so two concurrent inits record one ledger_created.
+            if fresh and not list_segments(ledger.settings.spool_dir):
+                ledger.append(LedgerCreated(ledger_id=ledger_id, nbgov_version=__version__))
+        ledger.ingest()
+        return ledger
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def append(self, event: Event, *, session: Session | None = None) -> str:
+        """Append *event* to this process's spool segment; return its event id.
+
+        Costs microseconds and never opens the database. The event reaches the ledger at the next
+        :meth:`ingest` (which every query runs first).
+        """
+        if not isinstance(event, Event) or getattr(type(event), "TYPE", None) is None:
+            from nbgov.errors import UnknownEventType
+            from nbgov.events import EVENT_TYPES
+
+            raise UnknownEventType(type(event).__name__, list(EVENT_TYPES))
+        if self._writer.segment is None:
+            self._make_home()
+        return self._writer.append(event, session=session)
+
+    def sync(self) -> None:
+        """fsync this process's spool segment (at batch, session and run boundaries)."""
+        self._writer.sync()
+
+    def ingest(self, *, max_batches: int | None = None) -> IngestReport:
+        """Move every complete spool line into the database; see :mod:`nbgov.ingest`."""
+        self._require_ledger()
+        self._writer.sync()
+        return ingest_spool(
+            self._store,
+            self.settings.spool_dir,
+            actor=self.actor,
+            batch_events=self.settings.ingest_batch_events,
+            max_batches=max_batches,
+        )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        """Run read-only *sql* (after ingesting, so the caller sees its own writes)."""
+        statements = check_read_only(sql)
+        self._ingest_before_reading()
+        with self._store.read() as con:
+            return run_statements(con, statements, params)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run read-only *sql* and return a pandas DataFrame.
+
+        Raises
+        ------
+        WriteRefused
+            The SQL would modify the ledger.
+        QueryError
+            The SQL is invalid or failed.
+        """
+        return self.query_arrow(sql, params).table.to_pandas()
+
+    def verify(self, *, against: Head | None = None) -> VerifyReport:
+        """Recompute every leaf and the chain; see :mod:`nbgov.verify`."""
+        self._ingest_before_reading()
+        with self._store.read() as con:
+            return verify_ledger(con, ledger_id=migrations.ledger_id(con) or "", against=against)
+
+    def head(self) -> Head:
+        """The current head (last seq and chain hash), for a checkpoint kept elsewhere."""
+        self._ingest_before_reading()
+        with self._store.read() as con:
+            row = con.execute(
+                "SELECT seq, chain_hash FROM event_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            ledger_id = migrations.ledger_id(con) or ""
+        seq, chain = (int(row[0]), bytes(row[1]).hex()) if row else (0, bytes(32).hex())
+        return Head(ledger_id, seq, chain)
+
+    def status(self) -> LedgerStatus:
+        """Counts, head, last ingest and the spool's pending lines (does not ingest)."""
+        self._require_ledger()
+        cursors: dict[str, SegmentCursor] = {}
+        rejected: dict[str, Rejection] = {}
+        base: dict[str, Any] = {
+            "ledger_id": None, "schema_version": 0, "events": 0, "head_seq": 0,
+            "head_chain": bytes(32).hex(), "by_type": {}, "last_ingest": None,
+            "last_ingest_events": 0,
+        }
+        if self._store.exists():
+            with self._store.read() as con:
+                base, cursors, rejected = _read_status(con)
+        segments = [
+            _segment_status(path, cursors.get(path.stem, SegmentCursor()), rejected.get(path.stem))
+            for path in list_segments(self.settings.spool_dir)
+        ]
+        return LedgerStatus(
+            home=str(self.home), database=self._store.description, segments=segments, **base
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """fsync and close this process's spool segment (and drop an in-memory ledger)."""
+        self._writer.close()
+        if isinstance(self._store, MemoryStore):
+            self._store.close()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self._store.description!r})"
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _is_ledger_dir(self) -> bool:
+        return self._store.exists() or self.settings.spool_dir.is_dir()
+
+    def _require_ledger(self) -> None:
+        if isinstance(self._store, MemoryStore) or self._is_ledger_dir():
+            return
+        if not self.home.exists():
+            raise NotALedger(f"no ledger at {self.home} (the directory does not exist)")
+        raise NotALedger(f"{self.home} is not an nbgov ledger (no ledger.duckdb or spool/)")
+
+    def _make_home(self) -> None:
+        """Create the ledger directory private to the user; refuse a foreign non-empty one."""
+        home = self.home
+        if home.is_dir():
+            if not self._is_ledger_dir() and any(home.iterdir()):
+                raise NotALedger(
+                    f"{home} already holds other files and is not an nbgov ledger",
+                    hint="choose an empty or new directory with --home / NBGOV_HOME",
+                )
+            return
+        if home.exists():
+            raise NotALedger(f"{home} exists and is not a directory")
+        try:
+            home.mkdir(mode=0o700, parents=True)
+            os.chmod(home, 0o700)
+        except FileExistsError:
+            return
+        except OSError as exc:
+            raise LedgerAccessError(f"cannot create ledger directory {home}: {exc.strerror}") from None
+
+    def _ingest_before_reading(self) -> None:
+        """Ingest so a reader sees its own writes; a read-only ledger is still readable."""
+        self._require_ledger()
+        try:
+            self.ingest()
+        except LedgerAccessError as exc:
+            if not self._store.exists():
+                raise
+            warnings.warn(
+                f"could not ingest pending spool lines ({exc.message}); results may miss them",
+                NbgovWarning,
+                stacklevel=3,
+            )
+
+
+def _read_status(con: Any) -> tuple[dict[str, Any], dict[str, SegmentCursor], dict[str, Rejection]]:
+    version = migrations.schema_version(con)
+    if version == 0:
+        raise NotALedger("the ledger database has no nbgov schema yet", hint="run `nbgov init`")
+    head = con.execute("SELECT seq, chain_hash FROM event_log ORDER BY seq DESC LIMIT 1").fetchone()
+    by_type = dict(
+        con.execute("SELECT type, count(*) FROM event_log GROUP BY type ORDER BY 2 DESC, 1").fetchall()
+    )
+    last = con.execute(
+        "SELECT strftime(committed_at, '%Y-%m-%dT%H:%M:%SZ'), events FROM ingest_batches "
+        "ORDER BY batch DESC LIMIT 1"
+    ).fetchone()
+    cursors = read_cursors(con)
+    rejected = {segment: rejection for (segment, _), rejection in read_rejections(con).items()}
+    base = {
+        "ledger_id": migrations.ledger_id(con),
+        "schema_version": version,
+        "events": sum(by_type.values()),
+        "head_seq": int(head[0]) if head else 0,
+        "head_chain": bytes(head[1]).hex() if head else bytes(32).hex(),
+        "by_type": {str(k): int(v) for k, v in by_type.items()},
+        "last_ingest": last[0] if last else None,
+        "last_ingest_events": int(last[1]) if last else 0,
+    }
+    return base, cursors, rejected
+
+
+def _segment_status(path: Path, cursor: SegmentCursor, rejection: Rejection | None) -> SegmentStatus:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(cursor.offset)
+            pending = fh.read().count(b"\n")
+    except OSError:
+        size, pending = cursor.offset, 0
+    blocked = rejection if rejection is not None and rejection.line == cursor.lines + 1 else None
+    return SegmentStatus(path.stem, size, cursor.offset, pending, writer_alive(path), blocked)

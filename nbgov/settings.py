@@ -1,0 +1,232 @@
+"""Settings, resolved as: explicit argument > ``NBGOV_*`` environment variable >
+``[tool.nbgov]`` in the nearest ``pyproject.toml`` > default.
+
+Every setting is declared once in :data:`SETTINGS`; the CLI, the docs test and ``nbgov status``
+read that table. An invalid value is a :class:`~nbgov.errors.ConfigError` naming where it came
+from; nbgov never falls back to a default silently.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbgov.errors import ConfigError
+
+__all__ = ["SETTINGS", "Setting", "Settings", "find_pyproject", "resolve_settings"]
+
+
+def _parse_path(value: Any) -> Path:
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError("expected a non-empty path")
+    return Path(value).expanduser()
+
+
+def _parse_choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return str(value)
+
+    return parse
+
+
+def _parse_positive_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number of seconds") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError("expected a positive number of seconds")
+    return number
+
+
+def _parse_positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a positive integer")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a positive integer") from None
+    if number <= 0 or (isinstance(value, float) and value != number):
+        raise ValueError("expected a positive integer")
+    return number
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "NBGOV_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "home",
+        _parse_path,
+        Path(".nbgov"),
+        "Directory holding the ledger (ledger.duckdb), the spool and artifacts.",
+    ),
+    Setting(
+        "durability",
+        _parse_choice("flush", "fsync"),
+        "flush",
+        "flush: each spool line reaches the OS at once (survives a killed process) and is fsynced "
+        "at batch, session and run boundaries; fsync: every line is fsynced (survives power loss, "
+        "~1.6 ms per event).",
+    ),
+    Setting(
+        "lock_timeout",
+        _parse_positive_float,
+        30.0,
+        "Seconds to retry while another process holds the ledger file before failing with "
+        "LedgerLocked.",
+    ),
+    Setting(
+        "ingest_batch_events",
+        _parse_positive_int,
+        122_880,
+        "Most events moved from the spool into DuckDB in one transaction. The default is one "
+        "DuckDB row group: larger inserts are written straight to the database file in whole "
+        "row groups instead of through the write-ahead log.",
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+# Sub-tables of [tool.nbgov] owned by other parts of nbgov (validated there, not here).
+_SUBTABLES = frozenset({"policy"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings plus where each value came from."""
+
+    home: Path
+    durability: str
+    lock_timeout: float
+    ingest_batch_events: int
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    pyproject: Path | None = field(default=None, compare=False)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / "ledger.duckdb"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.home / "spool"
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """Return the nearest ``pyproject.toml`` at or above *start*, or None."""
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_tool_table(pyproject: Path) -> dict[str, Any]:
+    try:
+        with pyproject.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{pyproject}: not valid TOML ({exc})", source=str(pyproject), key="tool.nbgov"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{pyproject}: cannot be read ({exc.strerror})", source=str(pyproject), key="tool.nbgov"
+        ) from None
+    table = data.get("tool", {}).get("nbgov", {})
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"{pyproject}: [tool.nbgov] must be a table", source=str(pyproject), key="tool.nbgov"
+        )
+    return table
+
+
+def resolve_settings(
+    explicit: Mapping[str, Any] | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every setting.
+
+    Parameters
+    ----------
+    explicit
+        Values given directly (function arguments, CLI options); ``None`` values are ignored.
+    cwd
+        Where to start looking for ``pyproject.toml`` and what relative paths are relative to
+        (default: the current directory).
+    environ
+        The environment (default: ``os.environ``).
+
+    Examples
+    --------
+    >>> resolve_settings({"home": "/tmp/ledger"}).home
+    PosixPath('/tmp/ledger')
+    """
+    cwd = Path.cwd() if cwd is None else cwd
+    environ = os.environ if environ is None else environ
+    explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
+    unknown = set(explicit) - set(_BY_NAME)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s): {', '.join(sorted(unknown))}",
+            source="argument",
+            key=sorted(unknown)[0],
+            hint="valid settings: " + ", ".join(_BY_NAME),
+        )
+
+    pyproject = find_pyproject(cwd)
+    table = _read_tool_table(pyproject) if pyproject else {}
+    for key in table:
+        if key not in _BY_NAME and key not in _SUBTABLES:
+            raise ConfigError(
+                f"{pyproject}: unknown key tool.nbgov.{key}",
+                source=str(pyproject),
+                key=key,
+                hint="valid keys: " + ", ".join(_BY_NAME),
+            )
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        if setting.name in explicit:
+            raw, source, base = explicit[setting.name], "argument", cwd
+        elif setting.env in environ:
+            raw, source, base = environ[setting.env], f"environment {setting.env}", cwd
+        elif setting.name in table:
+            assert pyproject is not None
+            raw, source, base = table[setting.name], f"{pyproject} [tool.nbgov]", pyproject.parent
+        else:
+            raw, source, base = setting.default, "default", cwd
+        try:
+            value = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{source}: invalid value {raw!r} for {setting.name}: {exc}",
+                source=source,
+                key=setting.name,
+            ) from None
+        if isinstance(value, Path) and not value.is_absolute():
+            value = base / value
+        values[setting.name] = value
+        sources[setting.name] = source
+    return Settings(**values, sources=sources, pyproject=pyproject)

@@ -1,0 +1,33 @@
+"""Shared fixtures: every test runs in its own directory with a clean nbgov environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import run_cli
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working directory and no NBGOV_* / JupyterHub settings leaking in."""
+    for name in list(os.environ):
+        if name.startswith("NBGOV_") or name in ("JUPYTERHUB_USER",):
+            monkeypatch.delenv(name)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A ledger directory path that does not exist yet."""
+    return tmp_path / "ledger"
+
+
+@pytest.fixture
+def cli():
+    return run_cli

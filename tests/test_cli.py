@@ -1,0 +1,178 @@
+"""The nbgov command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import click
+import pytest
+
+from helpers import run_cli
+from nbgov.cli import cli as root
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        found.append(path)
+        if isinstance(command, click.Group):
+            found += _commands(command, path)
+    return found
+
+
+COMMANDS = _commands(root)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
+    result = run_cli(*path, "--help")
+    assert result.returncode == 0, result.stderr
+    command = root
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    if not isinstance(command, click.Group):
+        assert "Example" in result.stdout, result.stdout
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for path in COMMANDS:
+        assert f"nbgov {' '.join(path)}" in readme, path
+
+
+def test_init_creates_a_private_ledger_and_is_idempotent(home: Path) -> None:
+    first = run_cli("--home", str(home), "init")
+    assert first.returncode == 0, first.stderr
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(home / "ledger.duckdb").st_mode) == 0o600
+    second = run_cli("--home", str(home), "init")
+    assert second.returncode == 0
+    assert first.stdout.split()[1] == second.stdout.split()[1]  # same ledger id
+    count = run_cli("--home", str(home), "sql", "--format", "csv",
+                    "SELECT count(*) AS n FROM events WHERE type = 'ledger_created'")
+    assert count.stdout.splitlines() == ["n", "1"]
+
+
+def test_home_from_the_environment(tmp_path: Path) -> None:
+    home = tmp_path / "env-home"
+    assert run_cli("init", env={"NBGOV_HOME": str(home)}).returncode == 0
+    assert (home / "ledger.duckdb").exists()
+
+
+@pytest.fixture
+def demo_home(tmp_path: Path) -> Path:
+    home = tmp_path / "demo"
+    result = run_cli("--home", str(home), "demo")
+    assert result.returncode == 0, result.stderr
+    assert "chain intact" in result.stdout
+    return home
+
+
+def test_sql_formats(demo_home: Path) -> None:
+    query = "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY type"
+    table = run_cli("--home", str(demo_home), "sql", query)
+    assert table.returncode == 0 and "cell_executed" in table.stdout and "(7 rows)" in table.stdout
+    rows = list(csv.DictReader(io.StringIO(run_cli("--home", str(demo_home), "sql", "--format", "csv", query).stdout)))
+    assert {r["type"]: int(r["n"]) for r in rows}["cell_executed"] == 4
+    records = json.loads(run_cli("--home", str(demo_home), "sql", "--format", "json", query).stdout)
+    assert {r["type"]: r["n"] for r in records}["model_fitted"] == 1
+
+
+def test_sql_parameters_file_and_stdin(demo_home: Path, tmp_path: Path) -> None:
+    query = "SELECT count(*) AS n FROM events WHERE type = $t AND seq > $after"
+    bound = run_cli("--home", str(demo_home), "sql", "--format", "csv", "-p", "t=cell_executed",
+                    "-p", "after=0", query)
+    assert bound.stdout.splitlines() == ["n", "4"], bound.stderr
+    sql_file = tmp_path / "q.sql"
+    sql_file.write_text("SELECT 41 + 1 AS answer")
+    assert run_cli("--home", str(demo_home), "sql", "--format", "csv", "-f", str(sql_file)).stdout.splitlines() == ["answer", "42"]
+    missing = run_cli("--home", str(demo_home), "sql", query, "-p", "t=x")
+    assert missing.returncode == 1 and "$after" in missing.stderr
+    unused = run_cli("--home", str(demo_home), "sql", "SELECT 1", "-p", "x=1")
+    assert unused.returncode == 1 and "not used" in unused.stderr
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM event_log",
+        "UPDATE event_log SET actor = 'x'",
+        "INSERT INTO event_log SELECT * FROM event_log",
+        "DROP TABLE event_log",
+        "CREATE TABLE t AS SELECT 1",
+        "COPY event_log TO 'out.csv'",
+        "ATTACH 'other.duckdb'",
+        "PRAGMA enable_profiling",
+        "EXPLAIN ANALYZE DELETE FROM event_log",
+        "SELECT 1; DELETE FROM event_log",
+        "CHECKPOINT",
+        "INSTALL httpfs",
+    ],
+)
+def test_sql_refuses_statements_that_write(demo_home: Path, statement: str) -> None:
+    before = (demo_home / "ledger.duckdb").read_bytes()
+    result = run_cli("--home", str(demo_home), "sql", statement)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr  # one line
+    assert "read-only" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (demo_home / "ledger.duckdb").read_bytes() == before
+
+
+def test_sql_syntax_error_is_one_line(demo_home: Path) -> None:
+    result = run_cli("--home", str(demo_home), "sql", "SELEC 1")
+    assert result.returncode == 1 and result.stderr.startswith("nbgov: error:")
+    assert result.stderr.count("\n") == 1
+
+
+def test_status_text_and_json(demo_home: Path) -> None:
+    text = run_cli("--home", str(demo_home), "status")
+    assert text.returncode == 0 and "events      10" in text.stdout and "0 line(s) pending" in text.stdout
+    data = json.loads(run_cli("--home", str(demo_home), "status", "--json").stdout)
+    assert data["events"] == 10 and data["head_seq"] == 10 and data["by_type"]["cell_executed"] == 4
+    assert data["pending_lines"] == 0
+
+
+def test_status_counts_pending_spool_lines(home: Path) -> None:
+    from nbgov.events import SessionEnded
+    from nbgov.ledger import Ledger
+
+    ledger = Ledger(home)
+    for i in range(3):
+        ledger.append(SessionEnded(reason=str(i)))
+    data = json.loads(run_cli("--home", str(home), "status", "--json").stdout)
+    assert data["pending_lines"] == 3 and data["events"] == 0
+    assert run_cli("--home", str(home), "ingest").stdout.startswith("ingested 3 events")
+    assert json.loads(run_cli("--home", str(home), "status", "--json").stdout)["pending_lines"] == 0
+
+
+def test_ingest_reports_a_corrupt_line_and_fails_once(home: Path) -> None:
+    from nbgov.events import SessionEnded
+    from nbgov.ledger import Ledger
+    from nbgov.spool import list_segments
+
+    ledger = Ledger(home)
+    for i in range(3):
+        ledger.append(SessionEnded(reason=f"n{i}"))
+    (segment,) = list_segments(home / "spool")
+    segment.write_bytes(segment.read_bytes().replace(b'"n2"', b'"N2"'))
+    first = run_cli("--home", str(home), "ingest")
+    assert first.returncode == 1
+    assert f"spool segment {segment.stem} line 3" in first.stderr
+    second = run_cli("--home", str(home), "ingest")
+    assert second.returncode == 0 and "still blocked" in second.stderr
+
+
+def test_verify_and_checkpoint(demo_home: Path, tmp_path: Path) -> None:
+    head = tmp_path / "head.json"
+    exported = run_cli("--home", str(demo_home), "checkpoint", "export", str(head))
+    assert exported.returncode == 0 and "head seq 10" in exported.stdout
+    assert json.loads(head.read_text())["seq"] == 10
+    ok = run_cli("--home", str(demo_home), "verify", "--against", str(head))
+    assert ok.returncode == 0 and "checkpoint at seq 10 holds" in ok.stdout
