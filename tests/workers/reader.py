@@ -1,0 +1,22 @@
+"""Run `nbgov sql` queries in a loop until STOPFILE exists; exit 1 on the first failure.
+
+usage: reader.py HOME STOPFILE
+"""
+
+import os
+import subprocess
+import sys
+
+home, stop = sys.argv[1], sys.argv[2]
+queries = 0
+while not os.path.exists(stop):
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgov", "--home", home, "sql", "--format", "csv",
+         "SELECT type, count(*) AS n FROM events GROUP BY type"],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        print(result.stderr, file=sys.stderr)
+        sys.exit(1)
+    queries += 1
+print(f"reader: {queries} queries", flush=True)
