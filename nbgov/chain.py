@@ -34,13 +34,15 @@ class LeafHasher:
     """Leaf hashes for many events ingested at one time, without copying their bodies."""
 
     def __init__(self, ingested_at: str) -> None:
-        self._prefix = sha256(b'\x00{"event":')
-        self._middle = b',"ingested_at":"%b","seq":' % ingested_at.encode("ascii")
+        #: hash state after the record's fixed opening, copied for each leaf
+        self.state = sha256(b'\x00{"event":')
+        #: the record's bytes between the body and the seq number
+        self.middle = b',"ingested_at":"%b","seq":' % ingested_at.encode("ascii")
 
     def leaf(self, body: bytes | memoryview, seq: int) -> bytes:
-        hasher = self._prefix.copy()
+        hasher = self.state.copy()
         hasher.update(body)
-        hasher.update(self._middle + b"%d}" % seq)
+        hasher.update(self.middle + b"%d}" % seq)
         return hasher.digest()
 
 

@@ -29,6 +29,7 @@ import os
 import queue
 import threading
 import time
+from hashlib import sha256
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from nbgov import canonical
-from nbgov.chain import GENESIS, LeafHasher, chain_hash
+from nbgov.chain import GENESIS, LeafHasher
 from nbgov.errors import IngestError
 from nbgov.events import EVENT_TYPES, BodyError, SpoolLineRejected, check_body, encode_body, format_time
 from nbgov.identity import Actor, hostname
@@ -64,43 +65,52 @@ _VERSIONS = " ".join(f"WHEN '{name}' THEN {cls.VERSION}" for name, cls in EVENT_
 
 
 def _parsed(guarded: bool) -> str:
-    """Each body with its envelope parsed: one parse per JSON function (paths given as lists).
+    """Each batch row with its envelope taken apart, parsing the body twice in all.
 
-    t = JSON types at the envelope's paths, v = their string values, k / ak = key lists.
+    json_keys and json_transform parse the whole body once each; every other function works on
+    the small values json_transform cut out. The OFFSET 0 subqueries keep DuckDB from inlining
+    an expression into every place that uses it, which would parse the body once per use.
+    ``guarded`` skips bodies that are not JSON instead of failing the statement.
     """
-    guard = "CASE WHEN json_valid(b) THEN {} END" if guarded else "{}"
-    columns = {
-        "t": "json_type(b, ['$', '$.actor', '$.actor.id', '$.actor.source', '$.id', '$.payload', "
-             "'$.session', '$.time', '$.type', '$.v'])",
-        "v": "json_extract_string(b, ['$.actor.id', '$.actor.source', '$.id', '$.time', '$.type', "
-             "'$.v'])",
-        "k": "json_keys(b)",
-        "ak": "json_keys(b, '$.actor')",
-    }
-    parsed = ", ".join(f"{guard.format(expr)} AS {name}" for name, expr in columns.items())
-    # OFFSET 0 keeps DuckDB from inlining t and v into every place the check uses them, which
-    # would parse each body once per reference instead of once per function.
-    return (
-        f"SELECT seq, body, b, leaf_hash, chain_hash, segment || ':' || line AS expected_id, {parsed} "
-        "FROM (SELECT seq, body, decode(body) AS b, leaf_hash, chain_hash, segment, line "
-        "FROM nbgov_batch) "
-        "OFFSET 0"
-    )
+    valid = "json_valid(b)" if guarded else "true"
+    return f"""
+SELECT seq, body, leaf_hash, chain_hash, expected_id, k,
+       json_type(s.actor) AS actor_type, json_keys(s.actor) AS actor_keys,
+       json_type(s.actor, ['$.id', '$.source']) AS actor_field_types,
+       json_extract_string(s.actor, ['$.id', '$.source']) AS actor_fields,
+       json_type(s.id) AS id_type, json_extract_string(s.id, '$') AS event_id,
+       json_type(s.payload) AS payload_type, coalesce(json_type(s.session), 'NULL') AS session_type,
+       json_type(s.time) AS time_type, json_extract_string(s.time, '$') AS event_time,
+       json_type(s.type) AS type_type, json_extract_string(s.type, '$') AS type,
+       json_type(s.v) AS v_type, json_extract_string(s.v, '$') AS v
+FROM (
+  SELECT *, CASE WHEN k = {_ENVELOPE} THEN json_transform(b, '{_ENVELOPE_JSON}') END AS s
+  FROM (
+    SELECT seq, body, leaf_hash, chain_hash, segment || ':' || line AS expected_id, b,
+           CASE WHEN {valid} THEN json_keys(b) END AS k
+    FROM (SELECT *, decode(body) AS b FROM nbgov_batch) OFFSET 0)
+  OFFSET 0)
+OFFSET 0"""
 
+
+_ENVELOPE_JSON = (
+    '{"actor":"JSON","id":"JSON","payload":"JSON","session":"JSON","time":"JSON","type":"JSON",'
+    '"v":"JSON"}'
+)
 
 #: The envelope check every event body passes before it enters the ledger: the authority on what
 #: is admitted (:func:`nbgov.events.check_body` only words the reason when a body is refused).
 BODY_CHECK = f"""(
-    t[1] = 'OBJECT' AND k = {_ENVELOPE}
-    AND t[2] = 'OBJECT' AND ak = ['id', 'source']
-    AND t[3] = 'VARCHAR' AND v[1] <> '' AND t[4] = 'VARCHAR'
-    AND t[5] = 'VARCHAR' AND v[3] = expected_id
-    AND t[6] = 'OBJECT' AND t[7] IN ('OBJECT', 'NULL')
-    AND t[8] = 'VARCHAR'
-    AND regexp_full_match(v[4], '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}[.][0-9]{{6}}Z')
-    AND try_strptime(v[4], '{_TIME_FORMAT}') IS NOT NULL
-    AND t[9] = 'VARCHAR' AND t[10] = 'UBIGINT'
-    AND TRY_CAST(v[6] AS BIGINT) BETWEEN 1 AND (CASE v[5] {_VERSIONS} ELSE 0 END)
+    k = {_ENVELOPE}
+    AND actor_type = 'OBJECT' AND actor_keys = ['id', 'source']
+    AND actor_field_types = ['VARCHAR', 'VARCHAR'] AND actor_fields[1] <> ''
+    AND id_type = 'VARCHAR' AND event_id = expected_id
+    AND payload_type = 'OBJECT' AND session_type IN ('OBJECT', 'NULL')
+    AND time_type = 'VARCHAR'
+    AND regexp_full_match(event_time, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}[.][0-9]{{6}}Z')
+    AND try_strptime(event_time, '{_TIME_FORMAT}') IS NOT NULL
+    AND type_type = 'VARCHAR' AND v_type = 'UBIGINT'
+    AND TRY_CAST(v AS BIGINT) BETWEEN 1 AND (CASE type {_VERSIONS} ELSE 0 END)
 )"""
 
 _REFUSED = "nbgov: event body refused at"
@@ -108,8 +118,9 @@ _REFUSED = "nbgov: event body refused at"
 # Columns are extracted from the hashed body, so they cannot disagree with it.
 _INSERT_EVENTS = f"""
 INSERT INTO event_log
-SELECT seq, strptime($ingested_at, '{_TIME_FORMAT}')::TIMESTAMPTZ, v[3], v[5], v[6]::INTEGER,
-       strptime(v[4], '{_TIME_FORMAT}')::TIMESTAMPTZ, v[1], v[2], body::BLOB, leaf_hash, chain_hash
+SELECT seq, strptime($ingested_at, '{_TIME_FORMAT}')::TIMESTAMPTZ, event_id, type, v::INTEGER,
+       strptime(event_time, '{_TIME_FORMAT}')::TIMESTAMPTZ, actor_fields[1], actor_fields[2],
+       body::BLOB, leaf_hash, chain_hash
 FROM ({_parsed(guarded=False)})
 WHERE CASE WHEN {BODY_CHECK} THEN true ELSE error('{_REFUSED} ' || expected_id) END
 """
@@ -198,6 +209,9 @@ def ingest_spool(
     report = IngestReport()
     with store.ingest_lock(), store.write() as con:
         upgrade(con)
+        # Rows carry their seq, so their physical order is irrelevant; not preserving it lets
+        # DuckDB insert a batch with all its threads.
+        con.execute("SET preserve_insertion_order = false")
         careful = False
         while max_batches is None or report.batches < max_batches:
             planner = _Planner(spool_dir, con, actor, batch_events, recheck_blocked=careful)
@@ -362,14 +376,22 @@ class _Planner:
         return reads, blocked
 
     def _hash(self, reads: list[SegmentRead], ingested_at: str) -> tuple[bytearray, bytearray]:
-        hasher = LeafHasher(ingested_at)
+        """Leaf and chain hashes of every body, in seq order (see :mod:`nbgov.chain`).
+
+        The hot loop of ingest: LeafHasher and chain_hash are inlined here.
+        """
+        prefix = LeafHasher(ingested_at)
+        start, middle = prefix.state, prefix.middle
         leaves, chains = bytearray(), bytearray()
         chain, seq = self.chain, self.seq
         for read in reads:
             for body in read.bodies():
                 seq += 1
-                leaf = hasher.leaf(body, seq)
-                chain = chain_hash(chain, leaf)
+                hasher = start.copy()
+                hasher.update(body)
+                hasher.update(middle + b"%d}" % seq)
+                leaf = hasher.digest()
+                chain = sha256(chain + leaf).digest()
                 leaves += leaf
                 chains += chain
         self.seq, self.chain = seq, chain
