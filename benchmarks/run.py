@@ -38,33 +38,57 @@ CELL_SOURCES = [
     "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=7)",
     "model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=500))\n"
     "model.fit(X_train, y_train)\nprint(classification_report(y_test, model.predict(X_test)))",
-    "for col in ['race', 'sex', 'ethnicity']:\n    print(col, df.groupby(col).denied.mean().round(3).to_dict())\n" * 3,
+    "for col in ['race', 'sex', 'ethnicity']:\n"
+    "    print(col, df.groupby(col).denied.mean().round(3).to_dict())\n" * 3,
 ]
 
 
 def realistic_event(rng: random.Random, i: int) -> tuple[events.Event, events.Session]:
     """An event as a notebook session produces them: mostly cells, some data, models, metrics."""
-    session = events.Session(kernel_id=f"kernel-{i // 500}", notebook="reviews/hmda-bias.ipynb",
-                             cell_id=f"cell-{i % 40}", execution_count=i % 500)
+    session = events.Session(
+        kernel_id=f"kernel-{i // 500}",
+        notebook="reviews/hmda-bias.ipynb",
+        cell_id=f"cell-{i % 40}",
+        execution_count=i % 500,
+    )
     roll = rng.random()
     if roll < 0.80:
         source = rng.choice(CELL_SOURCES)
-        return events.CellExecuted(cell_id=f"cell-{i % 40}", execution_count=i % 500,
-                                   source_sha256=hashlib.sha256(source.encode()).hexdigest(),
-                                   source=source, duration_us=rng.randrange(200, 2_000_000),
-                                   ok=roll > 0.02, error_type=None if roll > 0.02 else "KeyError"), session
+        return events.CellExecuted(
+            cell_id=f"cell-{i % 40}",
+            execution_count=i % 500,
+            source_sha256=hashlib.sha256(source.encode()).hexdigest(),
+            source=source,
+            duration_us=rng.randrange(200, 2_000_000),
+            ok=roll > 0.02,
+            error_type=None if roll > 0.02 else "KeyError",
+        ), session
     if roll < 0.88:
-        return events.DatasetRead(path="data/hmda.csv", fingerprint=hashlib.sha256(str(i).encode()).hexdigest(),
-                                  algorithm="blake3", coverage="file", size_bytes=2_380_112, rows=2380,
-                                  columns=[["income", "float64"], ["race", "object"], ["denied", "int64"]]), session
+        return events.DatasetRead(
+            path="data/hmda.csv",
+            fingerprint=hashlib.sha256(str(i).encode()).hexdigest(),
+            algorithm="blake3",
+            coverage="file",
+            size_bytes=2_380_112,
+            rows=2380,
+            columns=[["income", "float64"], ["race", "object"], ["denied", "int64"]],
+        ), session
     if roll < 0.95:
-        return events.MetricsLogged(metrics={"accuracy": rng.random(), "auc": rng.random(),
-                                             "dp_ratio": rng.random()}, model="hmda-denial",
-                                    version=i % 20, dataset="test"), session
-    return events.ModelFitted(model="hmda-denial", version=i % 20, estimator="sklearn.linear_model.LogisticRegression",
-                              params={"C": 0.5, "max_iter": 500, "penalty": "l2", "solver": "lbfgs"},
-                              n_samples=1785, features=["income", "loan_amount", "dti"],
-                              duration_us=rng.randrange(10_000, 900_000)), session
+        return events.MetricsLogged(
+            metrics={"accuracy": rng.random(), "auc": rng.random(), "dp_ratio": rng.random()},
+            model="hmda-denial",
+            version=i % 20,
+            dataset="test",
+        ), session
+    return events.ModelFitted(
+        model="hmda-denial",
+        version=i % 20,
+        estimator="sklearn.linear_model.LogisticRegression",
+        params={"C": 0.5, "max_iter": 500, "penalty": "l2", "solver": "lbfgs"},
+        n_samples=1785,
+        features=["income", "loan_amount", "dti"],
+        duration_us=rng.randrange(10_000, 900_000),
+    ), session
 
 
 def fill_spool(home: Path, count: int, writers: int = 4) -> None:
@@ -101,9 +125,11 @@ def bench_append(samples: int = 100_000) -> None:
         os.close(fd)
     median, p99 = statistics.median(timings) / 1000, sorted(timings)[int(samples * 0.99)] / 1000
     base_median = statistics.median(base) / 1000
-    print(f"append   nbgov median {median:6.2f} µs  p99 {p99:6.2f} µs   "
-          f"baseline os.write {base_median:5.2f} µs   ratio {median / base_median:4.1f}x   "
-          f"target median < 20 µs: {'met' if median < 20 else 'NOT met'}")
+    print(
+        f"append   nbgov median {median:6.2f} µs  p99 {p99:6.2f} µs   "
+        f"baseline os.write {base_median:5.2f} µs   ratio {median / base_median:4.1f}x   "
+        f"target median < 20 µs: {'met' if median < 20 else 'NOT met'}"
+    )
 
 
 def bench_ingest(count: int = 500_000) -> None:
@@ -124,15 +150,19 @@ def bench_ingest(count: int = 500_000) -> None:
         baseline_db = Path(tmp) / "baseline.duckdb"
         con = duckdb.connect(str(baseline_db))
         con.execute("CREATE TABLE t (seq BIGINT, body BLOB)")
-        bodies = pa.table({"seq": pa.array(range(table.num_rows), pa.int64()), "body": table.column(0)})
+        con.register(
+            "bodies", pa.table({"seq": pa.array(range(table.num_rows), pa.int64()), "body": table.column(0)})
+        )
         start = time.perf_counter()
         con.execute("INSERT INTO t SELECT * FROM bodies")
         con.close()
         base = time.perf_counter() - start
     rate = count / elapsed
-    print(f"ingest   nbgov {rate:9,.0f} events/s ({count:,} events, {report.batches} batches, "
-          f"{elapsed:.2f} s)   baseline raw DuckDB insert {count / base:9,.0f} events/s   "
-          f"ratio {elapsed / base:4.1f}x   target >= 100,000/s: {'met' if rate >= 100_000 else 'NOT met'}")
+    print(
+        f"ingest   nbgov {rate:9,.0f} events/s ({count:,} events, {report.batches} batches, "
+        f"{elapsed:.2f} s)   baseline raw DuckDB insert {count / base:9,.0f} events/s   "
+        f"ratio {elapsed / base:4.1f}x   target >= 100,000/s: {'met' if rate >= 100_000 else 'NOT met'}"
+    )
 
 
 def _median_wall(command: list[str], runs: int = 7) -> float:
@@ -153,17 +183,27 @@ def bench_sql(count: int = 1_000_000) -> None:
         Ledger(home).ingest()
         query = "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY n DESC"
         nbgov = _median_wall([sys.executable, "-m", "nbgov", "--home", str(home), "sql", query])
-        bare = _median_wall([sys.executable, "-c",
-                             "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
-                             "print(con.execute('SELECT type, count(*) AS n FROM event_log GROUP BY type "
-                             "ORDER BY n DESC').fetchall())", str(home / "ledger.duckdb")])
+        bare = _median_wall(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+                "print(con.execute('SELECT type, count(*) AS n FROM event_log GROUP BY type "
+                "ORDER BY n DESC').fetchall())",
+                str(home / "ledger.duckdb"),
+            ]
+        )
         shutil.rmtree(home)
-    print(f"sql      nbgov sql {nbgov:5.3f} s on {count:,} events   baseline bare duckdb process "
-          f"{bare:5.3f} s   ratio {nbgov / bare:4.1f}x   target < 0.5 s: {'met' if nbgov < 0.5 else 'NOT met'}")
+    print(
+        f"sql      nbgov sql {nbgov:5.3f} s on {count:,} events   baseline bare duckdb process "
+        f"{bare:5.3f} s   ratio {nbgov / bare:4.1f}x   target < 0.5 s: {'met' if nbgov < 0.5 else 'NOT met'}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("which", nargs="*", choices=["append", "ingest", "sql"], default=[])
     parser.add_argument("--events", type=int, help="events for ingest/sql (defaults 500,000 / 1,000,000)")
     args = parser.parse_args()

@@ -72,9 +72,9 @@ def _fast_ok(value: Any) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -SAFE_INT <= value <= SAFE_INT
+        return bool(-SAFE_INT <= value <= SAFE_INT)
     if kind is float:
-        return 1e-4 <= abs(value) < 1e16 and not value.is_integer()
+        return bool(1e-4 <= abs(value) < 1e16) and not value.is_integer()
     if kind is list:
         return all(_fast_ok(item) for item in value)
     return False

@@ -83,7 +83,8 @@ def init(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("query", required=False)
-@click.option("-f", "--file", "sql_file", type=click.File("r"), help="Read the SQL from a file ('-' for stdin).")
+@click.option("-f", "--file", "sql_file", type=click.File("r"),
+              help="Read the SQL from a file ('-' for stdin).")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )

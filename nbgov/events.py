@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, fields
+from datetime import datetime
 from functools import cache, cached_property, lru_cache
 from types import MappingProxyType
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, cast
 
 import orjson
 
@@ -62,12 +63,12 @@ class Event:
 
     def payload(self) -> dict[str, Any]:
         """The event's fields as a dict, in declaration order."""
-        return {name: getattr(self, name) for name in _field_names(type(self))}
+        return {name: getattr(self, name) for name in _field_names(cast(Hashable, type(self)))}
 
 
 @cache
-def _field_names(cls: type[Event]) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+def _field_names(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 # --- the event types --------------------------------------------------------------------------

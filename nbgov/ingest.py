@@ -29,9 +29,9 @@ import os
 import queue
 import threading
 import time
-from hashlib import sha256
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 
 import duckdb
@@ -93,6 +93,7 @@ FROM (
 OFFSET 0"""
 
 
+_TIME_PATTERN = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{6}Z"
 _ENVELOPE_JSON = (
     '{"actor":"JSON","id":"JSON","payload":"JSON","session":"JSON","time":"JSON","type":"JSON",'
     '"v":"JSON"}'
@@ -107,7 +108,7 @@ BODY_CHECK = f"""(
     AND id_type = 'VARCHAR' AND event_id = expected_id
     AND payload_type = 'OBJECT' AND session_type IN ('OBJECT', 'NULL')
     AND time_type = 'VARCHAR'
-    AND regexp_full_match(event_time, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}[.][0-9]{{6}}Z')
+    AND regexp_full_match(event_time, '{_TIME_PATTERN}')
     AND try_strptime(event_time, '{_TIME_FORMAT}') IS NOT NULL
     AND type_type = 'VARCHAR' AND v_type = 'UBIGINT'
     AND TRY_CAST(v AS BIGINT) BETWEEN 1 AND (CASE type {_VERSIONS} ELSE 0 END)

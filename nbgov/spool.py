@@ -324,7 +324,8 @@ def read_segment(
     result.data = data
     view = memoryview(data)
     starts, ends = result.starts, result.ends
-    n, prev, pos = cursor.lines, cursor.last_hash, 0
+    n, pos = cursor.lines, 0
+    prev: bytes | memoryview = cursor.last_hash
     last = min(cursor.lines + max_lines, cursor.lines + data.count(b"\n"))
     find, rfind = data.find, data.rfind
     while n < last:

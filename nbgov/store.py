@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -34,7 +34,10 @@ __all__ = ["DUCKDB_CONFIG", "FileStore", "MemoryStore", "Store", "translate_duck
 
 #: Applied to every connection nbgov opens. DuckDB must never try to download an extension:
 #: the machines nbgov runs on are often offline, and a background download is not auditable.
-DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 
 _LOCK_HELD = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
 
@@ -46,11 +49,14 @@ class Store(Protocol):
 
     def exists(self) -> bool: ...
 
-    def write(self) -> contextmanager[duckdb.DuckDBPyConnection]: ...  # type: ignore[valid-type]
+    def write(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-write connection for one short unit of work."""
 
-    def read(self) -> contextmanager[duckdb.DuckDBPyConnection]: ...  # type: ignore[valid-type]
+    def read(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-only connection for one query."""
 
-    def ingest_lock(self) -> contextmanager[None]: ...  # type: ignore[valid-type]
+    def ingest_lock(self) -> AbstractContextManager[None]:
+        """Held by one ingester at a time."""
 
 
 def _describe_pid(pid: str, exe: str) -> str:
@@ -175,7 +181,8 @@ class FileStore:
                     holder = lock_path.read_text().strip()
                 except OSError:
                     holder = ""
-                raise LedgerLocked(str(self.path), f"an ingest in {holder}" if holder else "", self.lock_timeout)
+                who = f"an ingest in {holder}" if holder else ""
+                raise LedgerLocked(str(self.path), who, self.lock_timeout)
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 1.6, 0.25)
 

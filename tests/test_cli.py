@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 import pytest
-
 from helpers import run_cli
+
 from nbgov.cli import cli as root
 
 

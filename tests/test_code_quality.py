@@ -1,0 +1,61 @@
+"""Static checks that keep the codebase honest: layers, types, lint."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+ADAPTERS = {"cli.py", "__main__.py"}
+FORBIDDEN_IN_CORE = ("IPython", "ipywidgets", "nbgov.magics", "nbgov.widgets")
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "nbgov").glob("*.py")), ids=lambda p: p.name)
+def test_the_core_never_imports_notebook_adapters(path: Path) -> None:
+    imported = _imports(path)
+    bad = {name for name in imported for root in FORBIDDEN_IN_CORE if name == root or name.startswith(root + ".")}
+    if path.name in ADAPTERS:
+        bad -= {"nbgov.magics", "nbgov.widgets"}
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_core_modules_do_not_import_the_cli() -> None:
+    for path in (ROOT / "nbgov").glob("*.py"):
+        if path.name not in ADAPTERS:
+            assert "nbgov.cli" not in _imports(path), path.name
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return found
+
+
+def test_mypy_strict() -> None:
+    result = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_ruff() -> None:
+    result = subprocess.run([_tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_python_version_matches_the_project() -> None:
+    assert sys.version_info >= (3, 11)
