@@ -27,6 +27,28 @@ def _ledger(ctx: click.Context) -> Any:
     return Ledger(settings=resolve_settings({"home": ctx.obj["home"]}))
 
 
+class _ProgressBar:
+    """A progress bar on stderr for long work, shown only when stderr is a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._bar: Any = None
+        self._shown = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty() or total <= 0:
+            return
+        if self._bar is None:
+            self._bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self._bar.__enter__()
+        self._bar.update(max(done - self._shown, 0))
+        self._shown = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
 def _parse_param(text: str) -> tuple[str, Any]:
     name, sep, raw = text.partition("=")
     if not sep or not name.isidentifier():
@@ -134,7 +156,11 @@ def verify(ctx: click.Context, against: Path | None) -> None:
     from nbgov.verify import read_head_file
 
     head = read_head_file(against) if against else None
-    report = _ledger(ctx).verify(against=head)
+    bar = _ProgressBar("verifying")
+    try:
+        report = _ledger(ctx).verify(against=head, progress=bar)
+    finally:
+        bar.close()
     if report.ok:
         extra = f", checkpoint at seq {head.seq} holds" if head else ""
         click.echo(f"ok: {report.events} events verified, head seq {report.head_seq} "
@@ -192,7 +218,11 @@ def ingest(ctx: click.Context) -> None:
     Example:
       nbgov ingest
     """
-    report = _ledger(ctx).ingest()
+    bar = _ProgressBar("ingesting")
+    try:
+        report = _ledger(ctx).ingest(progress=bar)
+    finally:
+        bar.close()
     if report.events:
         click.echo(f"ingested {report.events} events in {report.batches} batch(es), "
                    f"seq {report.first_seq}..{report.last_seq}")

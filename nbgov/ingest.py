@@ -179,6 +179,8 @@ class _Batch:
     events: pa.Table
     rejected: list[Rejection]
     blocked: list[Rejection]
+    bytes_done: int = 0
+    bytes_pending: int = 0
 
     def progress(self) -> pa.Table:
         ends = [read.end for read in self.reads]
@@ -197,6 +199,7 @@ def ingest_spool(
     actor: Actor,
     batch_events: int = 122_880,
     max_batches: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Ingest every complete pending line of *spool_dir* into *store*.
 
@@ -206,6 +209,9 @@ def ingest_spool(
         Most events per transaction.
     max_batches
         Stop after this many transactions (default: until the spool is drained).
+    progress
+        Called after each batch with (spool bytes ingested so far, spool bytes that were pending
+        when the ingest began).
     """
     report = IngestReport()
     with store.ingest_lock(), store.write() as con:
@@ -226,10 +232,10 @@ def ingest_spool(
                     _finish(report, planner, spool_dir, con)
                     break
                 _commit(con, batch, fast=False)
-                _account(report, batch)
+                _account(report, batch, progress)
                 continue
             try:
-                drained = _run_fast(con, planner, report, max_batches)
+                drained = _run_fast(con, planner, report, max_batches, progress)
             except _BodiesRefused:
                 careful = True
                 continue
@@ -249,19 +255,23 @@ def _finish(report: IngestReport, planner: _Planner, spool_dir: Path, con: duckd
 
 
 def _run_fast(
-    con: duckdb.DuckDBPyConnection, planner: _Planner, report: IngestReport, max_batches: int | None
+    con: duckdb.DuckDBPyConnection,
+    planner: _Planner,
+    report: IngestReport,
+    max_batches: int | None,
+    progress: Callable[[int, int], None] | None,
 ) -> bool:
     """Commit prefetched batches until the spool is drained (True) or the limit is reached."""
     with _prefetched(planner.batches()) as batches:
         for batch in batches:
             _commit(con, batch, fast=True)
-            _account(report, batch)
+            _account(report, batch, progress)
             if max_batches is not None and report.batches >= max_batches:
                 return False
     return True
 
 
-def _account(report: IngestReport, batch: _Batch) -> None:
+def _account(report: IngestReport, batch: _Batch, progress: Callable[[int, int], None] | None) -> None:
     report.batches += 1
     report.events += batch.last_seq - batch.first_seq + 1
     if report.first_seq is None:
@@ -269,6 +279,8 @@ def _account(report: IngestReport, batch: _Batch) -> None:
     report.last_seq = batch.last_seq
     report.rejected.extend(batch.rejected)
     report.blocked = batch.blocked
+    if progress is not None:
+        progress(batch.bytes_done, batch.bytes_pending)
 
 
 class _Planner:
@@ -300,6 +312,17 @@ class _Planner:
         self.recheck_blocked = recheck_blocked
         self.skipped_blocked = False
         self.blocked: list[Rejection] = []
+        self.bytes_done = 0
+        self.bytes_pending = self._pending_bytes()
+
+    def _pending_bytes(self) -> int:
+        total = 0
+        for path in list_segments(self.spool_dir):
+            try:
+                total += max(path.stat().st_size - self.cursors.get(path.stem, SegmentCursor()).offset, 0)
+            except FileNotFoundError:
+                continue
+        return total
 
     def batches(self) -> Iterator[_Batch]:
         while (batch := self.next_batch()) is not None:
@@ -325,6 +348,7 @@ class _Planner:
         first = self.seq + 1
         leaves, chains = self._hash(everything, ingested_at)
         for read in reads:
+            self.bytes_done += read.end.offset - read.start.offset
             self.cursors[read.segment] = read.end
         self.known.update({(r.segment, r.line): r for r in new})
         count = self.seq - first + 1
@@ -341,7 +365,7 @@ class _Planner:
             "chain_hash": _hash_array(chains, count),
         })
         return _Batch(self.number, ingested_at, reads, made, first, self.seq, self.chain, events,
-                      new, blocked)
+                      new, blocked, self.bytes_done, max(self.bytes_pending, self.bytes_done))
 
     def _read(self) -> tuple[list[SegmentRead], list[Rejection]]:
         reads: list[SegmentRead] = []

@@ -36,7 +36,7 @@ from nbgov.query import QueryResult, check_read_only, run_statements
 from nbgov.settings import Settings, resolve_settings
 from nbgov.spool import Rejection, SegmentCursor, SpoolWriter, list_segments, writer_alive
 from nbgov.store import FileStore, MemoryStore, Store
-from nbgov.verify import Head, VerifyReport, verify_ledger
+from nbgov.verify import Head, Progress, VerifyReport, verify_ledger
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,8 +172,13 @@ class Ledger:
         """fsync this process's spool segment (at batch, session and run boundaries)."""
         self._writer.sync()
 
-    def ingest(self, *, max_batches: int | None = None) -> IngestReport:
-        """Move every complete spool line into the database; see :mod:`nbgov.ingest`."""
+    def ingest(
+        self, *, max_batches: int | None = None, progress: Progress | None = None
+    ) -> IngestReport:
+        """Move every complete spool line into the database; see :mod:`nbgov.ingest`.
+
+        *progress* is called after each batch with (spool bytes done, spool bytes pending).
+        """
         self._require_ledger()
         self._writer.sync()
         return ingest_spool(
@@ -182,6 +187,7 @@ class Ledger:
             actor=self.actor,
             batch_events=self.settings.ingest_batch_events,
             max_batches=max_batches,
+            progress=progress,
         )
 
     # -- reading --------------------------------------------------------------------------------
@@ -205,11 +211,16 @@ class Ledger:
         """
         return self.query_arrow(sql, params).table.to_pandas()
 
-    def verify(self, *, against: Head | None = None) -> VerifyReport:
-        """Recompute every leaf and the chain; see :mod:`nbgov.verify`."""
+    def verify(self, *, against: Head | None = None, progress: Progress | None = None) -> VerifyReport:
+        """Recompute every leaf and the chain; see :mod:`nbgov.verify`.
+
+        *progress* is called as it goes with (events checked, events in the ledger).
+        """
         self._ingest_before_reading()
         with self._store.read() as con:
-            return verify_ledger(con, ledger_id=migrations.ledger_id(con) or "", against=against)
+            return verify_ledger(
+                con, ledger_id=migrations.ledger_id(con) or "", against=against, progress=progress
+            )
 
     def head(self) -> Head:
         """The current head (last seq and chain hash), for a checkpoint kept elsewhere."""

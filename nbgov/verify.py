@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from nbgov.events import format_time
 __all__ = ["Head", "Problem", "VerifyReport", "read_head_file", "verify_ledger", "write_head_file"]
 
 HEAD_FORMAT = "nbgov-head/1"
+
+#: Called with (done, total) while long work goes on.
+Progress = Callable[[int, int], None]
 _MAX_PROBLEMS = 100
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -116,9 +120,16 @@ def read_head_file(path: Path) -> Head:
 
 
 def verify_ledger(
-    con: duckdb.DuckDBPyConnection, *, ledger_id: str, against: Head | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    ledger_id: str,
+    against: Head | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
-    """Verify the ledger behind *con* (read-only use); return every problem found."""
+    """Verify the ledger behind *con* (read-only use); return every problem found.
+
+    *progress*, if given, is called with (events checked, events in the ledger) as it goes.
+    """
     report = VerifyReport(checkpoint=against)
     _check_columns(con, report)
     batch_heads = {
@@ -131,7 +142,7 @@ def verify_ledger(
     wanted = set(batch_heads)
     if against is not None:
         wanted.add(against.seq)
-    _scan_rows(con, report, wanted, chain_at)
+    _scan_rows(con, report, wanted, chain_at, progress)
     for seq, recorded in sorted(batch_heads.items()):
         if seq in chain_at and chain_at[seq] != recorded:
             report.add(seq, "batch head mismatch",
@@ -176,8 +187,13 @@ def _check_columns(con: duckdb.DuckDBPyConnection, report: VerifyReport) -> None
 
 
 def _scan_rows(
-    con: duckdb.DuckDBPyConnection, report: VerifyReport, wanted: set[int], chain_at: dict[int, bytes]
+    con: duckdb.DuckDBPyConnection,
+    report: VerifyReport,
+    wanted: set[int],
+    chain_at: dict[int, bytes],
+    progress: Progress | None,
 ) -> None:
+    total = con.execute("SELECT count(*) FROM event_log").fetchone()[0]  # type: ignore[index]
     cursor = con.execute(
         "SELECT seq, epoch_us(ingested_at), body, leaf_hash, chain_hash FROM event_log ORDER BY seq"
     )
@@ -211,6 +227,8 @@ def _scan_rows(
             previous_chain = chain
             report.events += 1
             report.head_seq = seq
+        if progress is not None:
+            progress(report.events, total)
     report.head_chain = previous_chain.hex()
 
 

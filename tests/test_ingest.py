@@ -191,3 +191,19 @@ def test_in_memory_ledger() -> None:
         assert ledger.verify().ok
         spool = ledger.settings.spool_dir
     assert not spool.exists()
+
+
+def test_progress_is_reported_for_ingest_and_verify(home: Path) -> None:
+    ledger = _ledger(home, ingest_batch_events=10)
+    for i in range(35):
+        ledger.append(SessionEnded(reason=str(i)))
+    (segment,) = list_segments(home / "spool")
+    pending = segment.stat().st_size
+    seen: list[tuple[int, int]] = []
+    ledger.ingest(progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) == 4
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1] == (pending, pending)
+    checked: list[tuple[int, int]] = []
+    ledger.verify(progress=lambda done, total: checked.append((done, total)))
+    assert checked[-1] == (35, 35)
