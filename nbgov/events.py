@@ -121,10 +121,7 @@ class CellExecuted(Event):
 
 
 @dataclass(frozen=True)
-class DatasetRead(Event):
-    """A dataset was read; ``fingerprint`` covers ``coverage`` of it with ``algorithm``."""
-
-    TYPE: ClassVar[str] = "dataset_read"
+class _DatasetAccess(Event):
     path: str
     fingerprint: str
     algorithm: str
@@ -135,17 +132,17 @@ class DatasetRead(Event):
 
 
 @dataclass(frozen=True)
-class DatasetWritten(Event):
+class DatasetRead(_DatasetAccess):
+    """A dataset was read; ``fingerprint`` covers ``coverage`` of it with ``algorithm``."""
+
+    TYPE: ClassVar[str] = "dataset_read"
+
+
+@dataclass(frozen=True)
+class DatasetWritten(_DatasetAccess):
     """A dataset was written; fields as for :class:`DatasetRead`."""
 
     TYPE: ClassVar[str] = "dataset_written"
-    path: str
-    fingerprint: str
-    algorithm: str
-    coverage: str
-    size_bytes: int | None = None
-    rows: int | None = None
-    columns: list[list[str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -117,12 +117,21 @@ class FileStore:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def write(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-write connection, closed on exit (creates the file, 0600, if missing)."""
+        return self._connection(read_only=False)
+
+    def read(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-only connection, closed on exit."""
+        if not self.path.exists():
+            raise NotALedger(f"no ledger database at {self.path}")
+        return self._connection(read_only=True)
+
     @contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, closed on exit (creates the file if missing)."""
+    def _connection(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._lock:
-            created = not self.path.exists()
-            con = self._connect(read_only=False)
+            created = not read_only and not self.path.exists()
+            con = self._connect(read_only=read_only)
             try:
                 if created:
                     os.chmod(self.path, 0o600)
@@ -130,20 +139,6 @@ class FileStore:
             except duckdb.Error as exc:
                 # Whatever the caller did not handle (a damaged block met mid-query, a full
                 # disk) reaches the user as a ledger error, not a DuckDB traceback.
-                raise self._translate(exc) from None
-            finally:
-                con.close()
-
-    @contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection, closed on exit."""
-        if not self.path.exists():
-            raise NotALedger(f"no ledger database at {self.path}")
-        with self._lock:
-            con = self._connect(read_only=True)
-            try:
-                yield con
-            except duckdb.Error as exc:
                 raise self._translate(exc) from None
             finally:
                 con.close()

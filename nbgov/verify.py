@@ -25,6 +25,7 @@ import duckdb
 import orjson
 
 from nbgov import canonical
+from nbgov.admission import TIME_FORMAT
 from nbgov.chain import GENESIS, chain_hash, leaf_hash
 from nbgov.errors import NbgovError
 from nbgov.events import format_time
@@ -36,7 +37,6 @@ HEAD_FORMAT = "nbgov-head/1"
 #: Called with (done, total) while long work goes on.
 Progress = Callable[[int, int], None]
 _MAX_PROBLEMS = 100
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def _check_columns(con: duckdb.DuckDBPyConnection, report: VerifyReport) -> None
             WHEN type IS DISTINCT FROM (b->>'$.type') THEN 'type'
             WHEN version IS DISTINCT FROM TRY_CAST((b->>'$.v') AS INTEGER) THEN 'version'
             WHEN event_time IS DISTINCT FROM
-                 try_strptime((b->>'$.time'), '{_TIME_FORMAT}')::TIMESTAMPTZ THEN 'event_time'
+                 try_strptime((b->>'$.time'), '{TIME_FORMAT}')::TIMESTAMPTZ THEN 'event_time'
             WHEN actor IS DISTINCT FROM (b->>'$.actor.id') THEN 'actor'
             WHEN actor_source IS DISTINCT FROM (b->>'$.actor.source') THEN 'actor_source'
           END AS problem
