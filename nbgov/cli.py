@@ -276,7 +276,8 @@ def demo(ctx: click.Context) -> None:
 
     result = run_demo(ctx.obj["home"])
     ledger = result.ledger
-    click.echo(f"ledger at {ledger.home}: ingested {result.ingest.events} events")
+    click.echo(f"ledger at {ledger.home}: recorded {result.ingest.events} events of an example "
+               f"session (dataset {result.dataset.name}, fingerprinted)")
     click.echo()
     click.echo(render_table(ledger.query_arrow(
         "SELECT seq, event_time, type, actor, payload->>'$.model' AS model "

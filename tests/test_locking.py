@@ -47,6 +47,21 @@ def test_locked_database_names_the_holder(ledger_home: Path) -> None:
     assert waited >= 1.0  # it retried for the whole budget
 
 
+def test_appending_never_opens_the_database(ledger_home: Path) -> None:
+    holder = _hold("duckdb", ledger_home, 30)
+    try:
+        ledger = Ledger(settings=resolve_settings({"home": ledger_home, "lock_timeout": 0.2}))
+        ids = [ledger.append(SessionEnded(reason=str(i))) for i in range(100)]
+        with pytest.raises(LedgerLocked):
+            ledger.ingest()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ledger.ingest().events == 100
+    assert ledger.query("SELECT event_id FROM events WHERE type = 'session_ended' ORDER BY seq")[
+        "event_id"].tolist() == ids
+
+
 def test_a_holder_that_finishes_in_time_is_waited_for(ledger_home: Path) -> None:
     holder = _hold("duckdb", ledger_home, 1.0)
     try:
