@@ -46,15 +46,22 @@ CELL_SOURCES = [
 def realistic_event(rng: random.Random, i: int) -> tuple[events.Event, events.Session]:
     """An event as a notebook session produces them: mostly cells, some data, models, metrics."""
     session = events.Session(
+        session_id=f"s{i // 500:08d}",
         kernel_id=f"kernel-{i // 500}",
         notebook="reviews/hmda-bias.ipynb",
         cell_id=f"cell-{i % 40}",
+        cell_run=f"cell:s{i // 500:08d}:{i}",
         execution_count=i % 500,
     )
     roll = rng.random()
     if roll < 0.80:
         source = rng.choice(CELL_SOURCES)
         return events.CellExecuted(
+            node=f"cell:s{i // 500:08d}:{i}",
+            started_at="2026-11-28T10:00:00.000000Z",
+            uses=["df", "pd"],
+            defines=["X"],
+            inputs=[f"cell:s{i // 500:08d}:{i - 1}"],
             cell_id=f"cell-{i % 40}",
             execution_count=i % 500,
             source_sha256=hashlib.sha256(source.encode()).hexdigest(),
@@ -72,6 +79,8 @@ def realistic_event(rng: random.Random, i: int) -> tuple[events.Event, events.Se
             size_bytes=2_380_112,
             rows=2380,
             columns=[["income", "float64"], ["race", "object"], ["denied", "int64"]],
+            via="pandas.read_csv",
+            node=f"cell:s{i // 500:08d}:{i}",
         ), session
     if roll < 0.95:
         return events.MetricsLogged(
@@ -81,6 +90,7 @@ def realistic_event(rng: random.Random, i: int) -> tuple[events.Event, events.Se
             dataset="test",
         ), session
     return events.ModelFitted(
+        node=f"model:hmda-denial@{i % 20}",
         model="hmda-denial",
         version=i % 20,
         estimator="sklearn.linear_model.LogisticRegression",

@@ -11,6 +11,7 @@ Importing nbgov is cheap: the ledger, DuckDB and pandas load on first use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nbgov._version import __version__
@@ -59,7 +60,11 @@ __all__ = [
     "WriteRefused",
     "__version__",
     "events",
+    "load_ipython_extension",
+    "log_metrics",
+    "log_params",
     "resolve_settings",
+    "unload_ipython_extension",
 ]
 
 _LAZY = {
@@ -68,6 +73,53 @@ _LAZY = {
     "resolve_settings": ("nbgov.settings", "resolve_settings"),
     "events": ("nbgov.events", None),
 }
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext nbgov``: start recording this notebook (see :mod:`nbgov.magics`)."""
+    from nbgov.magics import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext nbgov``: remove every hook, patch and magic, and end the session."""
+    from nbgov.magics import unload_ipython_extension as unload
+
+    unload(shell)
+
+
+def log_metrics(metrics: Mapping[str, Any], *, model: Any = None, dataset: Any = None) -> None:
+    """Record evaluation results.
+
+    Parameters
+    ----------
+    metrics
+        Name -> value (numbers, or small lists/dicts of numbers).
+    model
+        The fitted estimator, ``"name@version"`` or ``"name"`` (its latest version).
+    dataset
+        The evaluation data (a DataFrame/array, fingerprinted) or a file path.
+
+    Examples
+    --------
+    >>> nbgov.log_metrics({"auc": 0.91, "dp_ratio": 0.84}, model=model, dataset=X_test)  # doctest: +SKIP
+    """
+    from nbgov.recorder import current
+
+    current().log_metrics(metrics, model=model, dataset=dataset)
+
+
+def log_params(params: Mapping[str, Any] | None = None, *, model: Any = None, **more: Any) -> None:
+    """Record parameters (secrets in them are redacted), for a model or the session.
+
+    Examples
+    --------
+    >>> nbgov.log_params({"threshold": 0.35, "features": "v2"}, model="credit_risk")  # doctest: +SKIP
+    """
+    from nbgov.recorder import current
+
+    current().log_params({**(params or {}), **more}, model=model)
 
 
 def __getattr__(name: str) -> Any:

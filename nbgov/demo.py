@@ -77,10 +77,10 @@ def run_demo(home: Path | None = None) -> DemoResult:
             )
         if count == 3:
             ledger.append(
-                ModelFitted(model="loan_denial", version=1,
+                ModelFitted(node="model:loan_denial@1", model="loan_denial", version=1,
                             estimator="sklearn.linear_model.LogisticRegression",
                             params={"C": 1.0, "max_iter": 100}, n_samples=40,
-                            features=["income", "debt_ratio"], training_data=[digest]),
+                            features=["income", "debt_ratio"], inputs=[f"dataset:{digest}"]),
                 session=cell,
             )
         if count == 4:
@@ -90,7 +90,8 @@ def run_demo(home: Path | None = None) -> DemoResult:
                 session=cell,
             )
         ledger.append(
-            CellExecuted(cell_id=f"cell-{count}", execution_count=count,
+            CellExecuted(node=f"cell:demo:{count}", started_at="2026-01-01T00:00:00.000000Z",
+                         cell_id=f"cell-{count}", execution_count=count,
                          source_sha256=hashlib.sha256(source.encode()).hexdigest(),
                          source=source, duration_us=1_000 * count, ok=True),
             session=cell,

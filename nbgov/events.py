@@ -32,14 +32,18 @@ from nbgov.errors import InvalidPayload, UnknownEventType
 __all__ = [
     "EVENT_TYPES",
     "BodyError",
+    "CaptureFailed",
     "CellExecuted",
     "Correction",
+    "DatasetDeclared",
     "DatasetRead",
     "DatasetWritten",
     "Event",
     "LedgerCreated",
     "MetricsLogged",
     "ModelFitted",
+    "ParamsLogged",
+    "PredictionMade",
     "Session",
     "SessionEnded",
     "SessionStarted",
@@ -72,6 +76,13 @@ def _field_names(cls: Any) -> tuple[str, ...]:
 
 
 # --- the event types --------------------------------------------------------------------------
+#
+# Lineage convention: an event that adds to the lineage graph names, in its payload, the ``node``
+# it describes and the ``inputs`` (upstream node ids) it came from. Node ids are strings:
+# ``dataset:<fingerprint>`` (or ``dataset:path:<path>`` when the content could not be hashed),
+# ``cell:<session>:<n>`` (one execution of a cell), ``var:<session>:<n>:<name>`` (the value a cell
+# bound to a name), ``model:<name>@<version>``; an event without a
+# node of its own (an evaluation, a prediction) is the node ``event:<event id>``.
 
 
 @dataclass(frozen=True)
@@ -90,11 +101,17 @@ class SessionStarted(Event):
     TYPE: ClassVar[str] = "session_started"
     host: str
     python: str
+    pid: int | None = None
     kernel_id: str | None = None
     notebook: str | None = None
+    notebook_source: str | None = None
+    notebook_sha256: str | None = None
     packages_sha256: str | None = None
+    packages_count: int | None = None
+    git_root: str | None = None
     git_commit: str | None = None
     git_dirty: bool | None = None
+    nbgov_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,68 +125,158 @@ class SessionEnded(Event):
 
 @dataclass(frozen=True)
 class CellExecuted(Event):
-    """One notebook cell ran. ``source`` is already redacted; the hash covers the redacted text."""
+    """One execution of a notebook cell.
+
+    ``source`` is already redacted and ``source_sha256`` hashes the redacted text. ``uses`` and
+    ``defines`` are the global names the cell read and bound (a static def-use analysis);
+    ``inputs`` are the earlier cell executions that last defined the names it used and the
+    datasets it read. ``bindings`` lists the variable nodes the cell bound, each with the nodes
+    its value came from (see :mod:`nbgov.lineage`).
+    """
 
     TYPE: ClassVar[str] = "cell_executed"
-    cell_id: str
+    node: str
+    cell_id: str | None
     execution_count: int | None
     source_sha256: str
     source: str
+    started_at: str
     duration_us: int
     ok: bool
     error_type: str | None = None
+    uses: list[str] | None = None
+    defines: list[str] | None = None
+    inputs: list[str] | None = None
+    bindings: list[dict[str, Any]] | None = None
+    redactions: int = 0
 
 
 @dataclass(frozen=True)
 class _DatasetAccess(Event):
     path: str
-    fingerprint: str
-    algorithm: str
+    fingerprint: str | None
+    algorithm: str | None
     coverage: str
     size_bytes: int | None = None
     rows: int | None = None
     columns: list[list[str]] | None = None
+    via: str | None = None
+    node: str | None = None
+    inputs: list[str] | None = None
 
 
 @dataclass(frozen=True)
 class DatasetRead(_DatasetAccess):
-    """A dataset was read; ``fingerprint`` covers ``coverage`` of it with ``algorithm``."""
+    """A dataset was read; ``fingerprint`` covers ``coverage`` of it with ``algorithm``.
+
+    Lineage: ``node`` is the cell execution that read it, ``inputs`` the dataset node.
+    """
 
     TYPE: ClassVar[str] = "dataset_read"
 
 
 @dataclass(frozen=True)
 class DatasetWritten(_DatasetAccess):
-    """A dataset was written; fields as for :class:`DatasetRead`."""
+    """A dataset was written; fields as for :class:`DatasetRead`.
+
+    Lineage: ``node`` is the dataset node, ``inputs`` the cell execution that wrote it.
+    """
 
     TYPE: ClassVar[str] = "dataset_written"
 
 
 @dataclass(frozen=True)
+class DatasetDeclared(Event):
+    """Provenance facts a person declared about a dataset (``%nbgov dataset``)."""
+
+    TYPE: ClassVar[str] = "dataset_declared"
+    path: str
+    fingerprint: str | None
+    algorithm: str | None
+    node: str
+    source: str | None = None
+    license: str | None = None
+    owner: str | None = None
+    contains_pii: list[str] | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelFitted(Event):
-    """A model version was trained."""
+    """A model version was trained.
+
+    ``data`` holds fingerprints of what fit received (X, y, ...); ``inputs`` the upstream lineage
+    nodes (datasets and cell executions) the training data came from.
+    """
 
     TYPE: ClassVar[str] = "model_fitted"
+    node: str
     model: str
     version: int
     estimator: str
     params: dict[str, Any]
     n_samples: int | None = None
+    n_features: int | None = None
     features: list[str] | None = None
-    training_data: list[str] | None = None
+    data: dict[str, Any] | None = None
     model_fingerprint: str | None = None
+    started_at: str | None = None
     duration_us: int | None = None
+    inputs: list[str] | None = None
+    name_source: str | None = None
+
+
+@dataclass(frozen=True)
+class ParamsLogged(Event):
+    """Parameters logged by hand (``nbgov.log_params``), for a model version or the session."""
+
+    TYPE: ClassVar[str] = "params_logged"
+    params: dict[str, Any]
+    model: str | None = None
+    version: int | None = None
+    inputs: list[str] | None = None
 
 
 @dataclass(frozen=True)
 class MetricsLogged(Event):
-    """Evaluation results for a model version on a dataset."""
+    """Evaluation results for a model version on a dataset.
+
+    ``via`` says where they came from: ``nbgov.log_metrics``, ``estimator.score`` or the name of a
+    scikit-learn metric function; ``dataset`` is the fingerprint (or path) of the evaluation data.
+    """
 
     TYPE: ClassVar[str] = "metrics_logged"
     metrics: dict[str, Any]
     model: str | None = None
     version: int | None = None
     dataset: str | None = None
+    via: str | None = None
+    data: dict[str, Any] | None = None
+    inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class PredictionMade(Event):
+    """A captured model produced predictions: fingerprints and row count, never the rows."""
+
+    TYPE: ClassVar[str] = "prediction_made"
+    model: str
+    version: int
+    method: str
+    rows: int | None
+    input_fingerprint: str | None
+    output_fingerprint: str | None
+    inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class CaptureFailed(Event):
+    """A capture hook failed; the user's code ran on unaffected."""
+
+    TYPE: ClassVar[str] = "capture_failed"
+    hook: str
+    error_type: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -204,8 +311,12 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             CellExecuted,
             DatasetRead,
             DatasetWritten,
+            DatasetDeclared,
             ModelFitted,
+            ParamsLogged,
             MetricsLogged,
+            PredictionMade,
+            CaptureFailed,
             Correction,
             SpoolLineRejected,
         )
@@ -249,10 +360,11 @@ class Session:
     computed once.
     """
 
+    session_id: str | None = None
     kernel_id: str | None = None
     notebook: str | None = None
-    notebook_sha256: str | None = None
     cell_id: str | None = None
+    cell_run: str | None = None
     execution_count: int | None = None
     run_id: str | None = None
 

@@ -139,7 +139,7 @@ class Ledger:
         A new ledger records a ``ledger_created`` event as its first event.
         """
         ledger = cls(settings=resolve_settings({"home": home, **settings}))
-        ledger._make_home()
+        ledger.ensure_home()
         with ledger._store.ingest_lock():
             with ledger._store.write() as con:
                 migrations.upgrade(con)
@@ -165,7 +165,7 @@ class Ledger:
 
             raise UnknownEventType(type(event).__name__, list(EVENT_TYPES))
         if self._writer.segment is None:
-            self._make_home()
+            self.ensure_home()
         return self._writer.append(event, session=session)
 
     def sync(self) -> None:
@@ -291,8 +291,11 @@ class Ledger:
             raise NotALedger(f"no ledger at {self.home} (the directory does not exist)")
         raise NotALedger(f"{self.home} is not an nbgov ledger (no ledger.duckdb or spool/)")
 
-    def _make_home(self) -> None:
-        """Create the ledger directory private to the user; refuse a foreign non-empty one."""
+    def ensure_home(self) -> None:
+        """Create the ledger directory (and its spool) private to the user.
+
+        An existing empty directory is taken over; a non-empty one that is not a ledger is refused.
+        """
         home = self.home
         if home.is_dir():
             if not self._is_ledger_dir() and any(home.iterdir()):
@@ -300,14 +303,11 @@ class Ledger:
                     f"{home} already holds other files and is not an nbgov ledger",
                     hint="choose an empty or new directory with --home / NBGOV_HOME",
                 )
-            return
-        if home.exists():
+        elif home.exists():
             raise NotALedger(f"{home} exists and is not a directory")
         try:
-            home.mkdir(mode=0o700, parents=True)
-            os.chmod(home, 0o700)
-        except FileExistsError:
-            return
+            for directory in (home, self.settings.spool_dir):
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise LedgerAccessError(f"cannot create ledger directory {home}: {exc.strerror}") from None
 

@@ -1,0 +1,118 @@
+"""The notebook session: nbgov's hooks on one IPython shell."""
+
+from __future__ import annotations
+
+import ast
+import atexit
+import os
+from typing import Any
+
+from nbgov.capture import Capture
+from nbgov.environment import kernel_id_from_connection_file
+from nbgov.ledger import Ledger
+from nbgov.recorder import Recorder, activate, deactivate
+
+__all__ = ["NotebookSession"]
+
+
+class _Analyzer(ast.NodeTransformer):
+    """Hands each cell's syntax tree to the recorder (IPython parsed it already); changes nothing."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def visit(self, node: ast.AST) -> ast.AST:
+        if isinstance(node, ast.Module):
+            self.recorder.guard("cell analysis", self.recorder.analyze, node)
+        return node
+
+
+class NotebookSession:
+    """Everything ``%load_ext nbgov`` installs on *shell*, and how to take it off again."""
+
+    def __init__(self, shell: Any, *, ledger: Ledger | None = None, flush_interval: float = 5.0) -> None:
+        self.shell = shell
+        self.ledger = ledger or Ledger()
+        self.recorder = Recorder(self.ledger, namespace=shell.user_ns, flush_interval=flush_interval)
+        self.capture = Capture(shell.user_ns)
+        self._analyzer = _Analyzer(self.recorder)
+        self._magics: Any = None
+
+    def start(self) -> None:
+        from nbgov.magics.commands import NbgovMagics
+
+        activate(self.recorder)
+        try:
+            self.recorder.start(kernel_id=_kernel_id())
+            self.capture.install()
+        except BaseException:
+            self.capture.uninstall()
+            deactivate(self.recorder)
+            raise
+        events = self.shell.events
+        events.register("pre_run_cell", self._before)
+        events.register("post_run_cell", self._after)
+        self.shell.ast_transformers.append(self._analyzer)
+        self._magics = NbgovMagics(self.shell, self)
+        self.shell.register_magics(self._magics)
+        atexit.register(self._exit)
+
+    def stop(self, reason: str) -> None:
+        atexit.unregister(self._exit)
+        events = self.shell.events
+        for name, callback in (("pre_run_cell", self._before), ("post_run_cell", self._after)):
+            if callback in events.callbacks[name]:
+                events.unregister(name, callback)
+        if self._analyzer in self.shell.ast_transformers:
+            self.shell.ast_transformers.remove(self._analyzer)
+        self._unregister_magics()
+        self.capture.uninstall()
+        deactivate(self.recorder)
+        self.recorder.stop(reason)
+
+    def _exit(self) -> None:
+        try:
+            self.stop("exit")
+        except Exception:  # noqa: BLE001 - the interpreter is going away; the spool keeps events
+            pass
+
+    def _unregister_magics(self) -> None:
+        if self._magics is None:
+            return
+        table = self.shell.magics_manager.magics
+        for kind, names in self._magics.magics.items():
+            for name in names:
+                table[kind].pop(name, None)
+        self._magics = None
+
+    # -- cell hooks (they must stay cheap: they run around every cell) ------------------------
+
+    def _before(self, info: Any) -> None:
+        recorder = self.recorder
+        try:
+            recorder.begin_cell(info.raw_cell or "", cell_id=getattr(info, "cell_id", None))
+        except Exception as exc:  # noqa: BLE001 - a hook never breaks the user's cell
+            recorder.capture_failed("cell start", exc)
+
+    def _after(self, result: Any) -> None:
+        recorder = self.recorder
+        error = result.error_before_exec or result.error_in_exec
+        try:
+            recorder.end_cell(
+                execution_count=result.execution_count,
+                ok=error is None,
+                error_type=type(error).__name__ if error is not None else None,
+            )
+        except Exception as exc:  # noqa: BLE001
+            recorder.capture_failed("cell end", exc)
+
+
+def _kernel_id() -> str | None:
+    try:
+        from ipykernel.connect import get_connection_file
+    except ImportError:
+        return None
+    try:
+        return kernel_id_from_connection_file(get_connection_file())
+    except Exception:  # noqa: BLE001 - no kernel (a terminal IPython): no kernel id
+        return os.environ.get("NBGOV_KERNEL_ID")

@@ -1,0 +1,214 @@
+"""Model versions in a recording session: names, versions, and what their predictions became.
+
+A fitted estimator object is registered (weakly) under ``name@version``; its predictions are
+remembered by object identity (following numpy views back to their base) and by fingerprint, so a
+metric computed on them later can be attributed to the model version and its evaluation data.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import threading
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbgov.canonical import SAFE_INT
+from nbgov.fingerprint import Fingerprint, fingerprint_object
+
+__all__ = ["EstimatorInfo", "FitRecord", "ModelRef", "ModelRegistry", "describe_estimator", "to_json_value"]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model version."""
+
+    name: str
+    version: int
+
+    @property
+    def node(self) -> str:
+        return f"model:{self.name}@{self.version}"
+
+
+@dataclass
+class FitRecord:
+    """What a fit call received, captured when it started."""
+
+    estimator: Any
+    method: str
+    started_ns: int
+    data: dict[str, Any]
+    inputs: list[str]
+    n_samples: int | None
+    features: list[str] | None
+    explicit_name: str | None
+
+
+@dataclass(frozen=True)
+class EstimatorInfo:
+    estimator: str
+    params: dict[str, Any]
+    n_features: int | None
+    features: list[str] | None
+    fingerprint: str | None
+
+
+def describe_estimator(estimator: Any) -> EstimatorInfo:
+    """Class, full parameters (JSON-safe), fitted feature info and fingerprint of an estimator."""
+    cls = type(estimator)
+    get_params = getattr(estimator, "get_params", None)
+    params = to_json_value(get_params(deep=True)) if callable(get_params) else {}
+    names = getattr(estimator, "feature_names_in_", None)
+    n_features: Any = getattr(estimator, "n_features_in_", None)
+    digest = fingerprint_object(estimator).digest or None
+    return EstimatorInfo(
+        estimator=f"{cls.__module__}.{cls.__qualname__}",
+        params=params if isinstance(params, dict) else {"value": params},
+        n_features=operator.index(n_features) if hasattr(n_features, "__index__") else None,
+        features=[str(n) for n in list(names)[:1000]] if names is not None else None,
+        fingerprint=digest,
+    )
+
+
+def to_json_value(value: Any, _depth: int = 0) -> Any:
+    """*value* as plain JSON: numbers, strings, lists, string-keyed dicts.
+
+    Objects become a readable description (an estimator its repr, a class or function its
+    qualified name); NaN and infinities become strings; small arrays become lists.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value) if -SAFE_INT <= value <= SAFE_INT else str(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(value)
+    if _depth > 6:
+        return _describe(value)
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v, _depth + 1) for v in value[:1000]]
+    shape = getattr(value, "shape", None)
+    if shape == () and hasattr(value, "item"):  # a numpy scalar
+        return to_json_value(value.item(), _depth + 1)
+    if isinstance(shape, tuple) and hasattr(value, "tolist") and _size(shape) <= 100:
+        return to_json_value(value.tolist(), _depth + 1)
+    return _describe(value)
+
+
+def _size(shape: tuple[Any, ...]) -> int:
+    total = 1
+    for dim in shape:
+        total *= int(dim)
+    return total
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    text = repr(value)
+    return " ".join(text.split())[:300]
+
+
+@dataclass
+class _Output:
+    ref: ModelRef
+    input_fingerprint: str | None
+    output_fingerprint: str | None
+    alive: Any = None
+
+
+@dataclass
+class ModelRegistry:
+    """Model versions of one session and the predictions they made."""
+
+    seed: Callable[[str], int]
+    _latest: dict[str, int] = field(default_factory=dict)
+    _by_object: dict[int, tuple[Any, ModelRef]] = field(default_factory=dict)
+    _outputs: dict[int, _Output] = field(default_factory=dict)
+    _outputs_by_print: dict[str, _Output] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def new_version(self, name: str, estimator: Any) -> ModelRef:
+        with self._lock:
+            if name not in self._latest:
+                self._latest[name] = self.seed(name)
+            self._latest[name] += 1
+            ref = ModelRef(name, self._latest[name])
+        self._remember(self._by_object, estimator, ref)
+        return ref
+
+    def lookup(self, estimator: Any) -> ModelRef | None:
+        entry = self._by_object.get(id(estimator))
+        if entry is None or entry[0]() is not estimator:
+            return None
+        ref: ModelRef = entry[1]
+        return ref
+
+    def resolve(self, model: Any) -> ModelRef | None:
+        """A model given as an estimator, ``"name@version"`` or ``"name"`` (its latest version)."""
+        if isinstance(model, ModelRef):
+            return model
+        if isinstance(model, str):
+            name, at, version = model.partition("@")
+            if at and version.isdigit():
+                return ModelRef(name, int(version))
+            if name in self._latest:
+                return ModelRef(name, self._latest[name])
+            latest = self.seed(name)
+            return ModelRef(name, latest) if latest else None
+        return self.lookup(model)
+
+    def remember_output(
+        self, output: Any, ref: ModelRef, input_fingerprint: str | None, output_fingerprint: str | None
+    ) -> None:
+        entry = _Output(ref, input_fingerprint, output_fingerprint)
+        self._remember(self._outputs, output, entry)
+        if output_fingerprint:
+            if len(self._outputs_by_print) > 10_000:
+                self._outputs_by_print.clear()
+            self._outputs_by_print[output_fingerprint] = entry
+
+    def trace_output(
+        self, values: Any, fingerprint: Callable[[Any], Fingerprint]
+    ) -> tuple[ModelRef, str | None] | None:
+        """The model version whose prediction *values* are (or a view of), and its input data."""
+        for candidate in _with_bases(values):
+            entry = self._outputs.get(id(candidate))
+            if entry is not None and entry.alive is not None and entry.alive() is candidate:
+                return entry.ref, entry.input_fingerprint
+        digest = fingerprint(values).digest
+        entry = self._outputs_by_print.get(digest) if digest else None
+        return (entry.ref, entry.input_fingerprint) if entry else None
+
+    @staticmethod
+    def _remember(table: dict[int, Any], obj: Any, value: Any) -> None:
+        key = id(obj)
+
+        def forget(_ref: object, key: int = key) -> None:
+            table.pop(key, None)
+
+        try:
+            ref = weakref.ref(obj, forget)
+        except TypeError:
+            return
+        if isinstance(value, _Output):
+            value.alive = ref
+            table[key] = value
+        else:
+            table[key] = (ref, value)
+
+
+def _with_bases(values: Any) -> Iterable[Any]:
+    """*values* and the arrays it is a view of (``proba[:, 1]`` is a view of ``proba``)."""
+    current = values
+    for _ in range(8):
+        if current is None:
+            return
+        yield current
+        current = getattr(current, "base", None)
+        if current is not None and not hasattr(current, "shape"):
+            return

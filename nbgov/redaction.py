@@ -1,0 +1,509 @@
+"""Redaction: secrets never reach the ledger.
+
+Cell sources, error messages and recorded parameters pass through here before they are hashed.
+Two kinds of evidence mark a secret:
+
+- a *name* that says so (``password``, ``api_key``, ``clientSecret``, ``AWS_SECRET_ACCESS_KEY``, ...;
+  see :func:`looks_secret_name`) bound to a *literal* value, in the shapes notebooks contain:
+  Python assignments, keyword arguments and dict entries, ``NAME=value`` environment and shell
+  lines, ``--flag value`` options, ``%env NAME value``, YAML ``name: value`` lines, INI files,
+  ``os.environ.get("NAME", "x")``, ``auth=("user", "pw")`` pairs and ``.login(user, "pw")``
+  calls. Only the value is replaced, so the audit trail still reads ``password = "[REDACTED]"``;
+- a *format* that is a secret wherever it appears: PEM private keys, passwords in URLs, AWS access
+  key ids (and secret keys next to their name), GitHub, GitLab, Slack, Google, OpenAI/Anthropic,
+  Stripe, Hugging Face, npm and PyPI tokens, JWTs, ``Bearer`` tokens and ``Basic`` credentials.
+
+A value that is plainly not a literal secret is left alone: a call (``get_token()``), an attribute
+or subscript (``os.environ["PW"]``), ``None``/``True``/``null``, an empty string, a reference or
+template (``$PW``, ``{token}``, ``%(pw)s``, ``<your-key>``). A bare word after ``name = `` (with
+spaces, no quotes) is a Python variable, not a value, unless the text is an INI file.
+
+Redaction is idempotent: the marker is never redacted again.
+
+Cost: ordinary text is lower-cased and searched for a dozen substrings that every finding
+contains (a few microseconds for a notebook cell); the detailed patterns, compiled on first use,
+run only when one of those occurs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["REDACTED", "looks_secret_name", "redact_text", "redact_value"]
+
+#: What a secret is replaced with.
+REDACTED = "[REDACTED]"
+
+# --- the name rule --------------------------------------------------------------------------------
+# A name is split into words (separators and camelCase) and judged by its last word, the noun it
+# names: ``password_policy_url`` is a URL, ``db_password`` a password.
+
+#: Last words that name a secret on their own.
+_SECRET_WORDS = frozenset({
+    "password", "passwords", "passwd", "pwd", "passphrase", "passcode", "secret", "secrets",
+    "token", "credential", "credentials", "creds", "auth", "authorization",
+})
+#: Run-together spellings (``apikey``, ``dbpassword``, ``accesstoken``): a last word ending so.
+_SECRET_SUFFIXES = (
+    "password", "passwords", "passwd", "secret", "secrets", "token", "apikey", "apikeys", "accesskey",
+    "secretkey", "privatekey", "sessionkey", "authkey", "masterkey", "signingkey", "encryptionkey",
+)
+#: ``key`` is a secret only after one of these (``api_key``, ``aws_secret_access_key``), never
+#: alone or as ``primary_key``, ``sort_key``, ``s3_key``, ``rng_key``.
+_KEY_QUALIFIERS = frozenset({
+    "api", "secret", "private", "access", "session", "auth", "signing", "sign", "encryption",
+    "encrypt", "decryption", "master", "client", "app", "application", "account", "shared",
+    "subscription", "hmac", "license", "licence", "service", "admin", "root", "ssh", "gpg", "pgp",
+    "rsa", "jwt", "webhook", "bot", "consumer", "developer", "fernet", "crypto", "pass",
+    # vendor keys notebooks use: ``openai_key``, ``wandb_key``, ...
+    "openai", "anthropic", "cohere", "mistral", "groq", "wandb", "hf", "huggingface", "stripe",
+    "twilio", "sendgrid", "mailgun", "google", "gcp", "azure", "aws", "pinecone", "serpapi",
+    "replicate", "comet", "neptune",
+})
+#: ``token`` names a piece of text in NLP code (``pad_token = "<pad>"``), not a credential.
+_TEXT_TOKEN_QUALIFIERS = frozenset({
+    "pad", "padding", "bos", "eos", "unk", "mask", "sep", "cls", "special", "start", "end", "stop",
+    "first", "last", "next", "prev", "previous", "current", "cur", "input", "output", "new", "vocab",
+    "word", "sub", "subword", "sentence", "image", "audio", "video", "placeholder", "target",
+    "generated", "predicted", "eot", "eom", "sot", "split", "delimiter", "chat", "role", "system",
+    "assistant", "tool", "think", "thinking", "lang", "language", "control", "decoder", "encoder",
+})
+#: ``pass`` is a password only after one of these (``db_pass``), never ``first_pass``, ``n_pass``.
+_PASS_QUALIFIERS = frozenset({
+    "db", "database", "user", "admin", "root", "login", "mail", "smtp", "email", "ftp", "ssh", "sql",
+    "mysql", "pg", "postgres", "redis", "account", "app", "api", "proxy", "ldap", "wifi", "master",
+})
+#: Counting and flag words make a name about secrets rather than a secret: ``max_token``,
+#: ``is_secret``, ``has_password``.
+_NEGATING = frozenset({"max", "min", "num", "n", "nb", "count", "total", "len", "length", "is", "has"})
+#: Trailing words that only say how the secret is spelt: ``api_key_b64``, ``password_confirm``.
+_SPELLING_WORDS = frozenset({
+    "value", "val", "b64", "base64", "hex", "raw", "plain", "plaintext", "enc", "encoded", "confirm",
+    "confirmation", "again", "repeat", "verify",
+})
+
+# --- the prefilter ----------------------------------------------------------------------------
+# Every finding contains one of these (in the lower-cased text). Each pattern starts with a literal
+# character, which sre finds as fast as ``in`` does, so grouping needles by a rare first letter
+# ("ken" stands for token, "kia" for AKIA) checks them all in a dozen quick scans; a regex
+# alternation of all needles would test every position instead and cost several times more.
+_PREFILTER = (
+    r"k(?:ey|en|ia|[-_]|s\.slack)",  # key, token, AKIA, sk-/sk_/rk_, hooks.slack.com
+    r"p(?:ass|wd|m_|ypi-)",  # password, pwd, npm_, pypi-
+    r"cre[dt]",  # credentials, secret
+    r"auth",  # auth, authorization, HTTPBasicAuth
+    r"asia",  # ASIA (temporary AWS key id)
+    r"aiza",  # Google API key
+    r"l(?:pat-|ogin\()",  # glpat- (GitLab), .login(user, "pw")
+    r"x(?:ox|-)",  # xox (Slack), GOCSPX- (Google)
+    r"y(?:a29\.|j)",  # ya29. (Google), eyJ (JWT)
+    r"h(?:f_|[pousr]_|ub_pat_|sec_)",  # hf_, ghp_ and friends, github_pat_, whsec_
+    r"b(?:earer|asic)",
+    r"@",  # user:password@host
+    r"-u",  # curl -u / --user
+)
+#: Every secret name contains one of these (lower-cased); the name patterns run only then.
+_NAME_NEEDLES = ("pass", "pwd", "secret", "token", "key", "cred", "auth")
+
+# --- value shapes -------------------------------------------------------------------------------
+
+_NAME = r"[A-Za-z_][\w.-]*+"
+_QUOTED = r"""(?P<prefix>[rRbBuUfF]{0,2})(?:(?P<tq>\"\"\"|''')(?P<tvalue>[\s\S]*?)(?P=tq)
+    |(?P<sq>["'])(?P<svalue>(?:\\.|(?!(?P=sq))[^\\\r\n])*+)(?P=sq))"""
+#: Values that only refer to a secret kept elsewhere.
+_PLACEHOLDER = r"""\{\{.*?\}\}|\$\{[^}]*\}|\$\w+|\{[^{}]*\}|%\(\w+\)[sdr]|%[sdr]|<[^<>\s]+>"""
+#: An auth scheme is kept in front of the marker: ``Bearer [REDACTED]`` still says what it was.
+_SCHEME = r"(?i:bearer|basic|token|digest|bot|apikey|sso-key)[ \t]+(?=\S)"
+#: A bare (unquoted) value that is code or configuration syntax, not a literal.
+_CODE = r"""(?x)
+    (?i:none|null|nil|true|false|undefined|yes|no|on|off|~)
+    | -?\d{1,3}                                          # too short to be a secret: a count, a flag
+    | .*\w\(.*                                           # a call: get_token()
+    | [A-Za-z_]\w{0,30}(?:\.[A-Za-z_]\w{0,30})+(?:[\[(].*)?  # attributes: settings.password, os.environ[
+    | [A-Za-z_]\w*\[.*                                   # a subscript: secrets["db"]
+    | [$\[(].* | [*&!][A-Za-z_]\w* | \*+                 # $(cmd), lists, YAML aliases and tags, ****
+    | (?:str|bytes|Any|SecretStr|SecretBytes)            # an annotation: password: str
+    | [A-Za-z_][\w.\[\], |]*[ \t]+=(?!=).*               # an annotated assignment: token: str = ...
+    | .*,                                                # a Python dict entry: token: count,
+"""
+#: A quoted "value" that is really the code between two string literals: in
+#: ``print("password:", pw, "!")`` the quotes around ``, pw, `` close one string and open another.
+_BETWEEN_STRINGS = r"\s*[,)\]};]|\s+[+%]|\.[A-Za-z_]\w*\("
+#: Token formats recognised anywhere. Each starts with its literal prefix (fast to search); the
+#: character before it is checked in code, so a prefix inside a longer word or a base64 blob is no
+#: match.
+_FORMATS = (
+    r"(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9/+=])",  # AWS access key id
+    r"gh[pousr]_[A-Za-z0-9]{36,255}+",  # GitHub
+    r"github_pat_[A-Za-z0-9_]{22,255}+",
+    r"glpat-[A-Za-z0-9_-]{20,}+",  # GitLab
+    r"xox[baprse]-[A-Za-z0-9-]{10,}+",  # Slack
+    r"AIza[A-Za-z0-9_-]{35}(?![\w-])",  # Google API key
+    r"ya29\.[A-Za-z0-9_-]{20,}+",  # Google OAuth access token
+    r"GOCSPX-[A-Za-z0-9_-]{20,}+",  # Google OAuth client secret
+    r"sk-(?=[\w-]*\d)[A-Za-z0-9_-]{20,}+",  # OpenAI, Anthropic (sk-proj-, sk-ant-): a real key has a digit
+    r"sk_(?:live|test)_[A-Za-z0-9]{10,}+",  # Stripe secret and restricted keys
+    r"rk_(?:live|test)_[A-Za-z0-9]{10,}+",
+    r"whsec_[A-Za-z0-9]{20,}+",  # Stripe webhook secret
+    r"hf_[A-Za-z0-9]{30,}+(?![\w-])",  # Hugging Face
+    r"npm_[A-Za-z0-9]{36}(?![\w-])",  # npm
+    r"pypi-AgE[A-Za-z0-9_-]{50,}+",  # PyPI
+    r"eyJ[\w-]{5,}+\.eyJ[\w-]{5,}+\.[\w-]*+",  # JWT: base64url of '{"' header and payload
+)
+
+
+# A pattern, what to do with each match (None leaves it) and when to bother: only if one of the
+# needles occurs in the lower-cased text.
+_Replace = Callable[[re.Match[str]], str | None]
+
+
+@dataclass(frozen=True)
+class _Pass:
+    pattern: re.Pattern[str]
+    replace: _Replace
+    needles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    words: re.Pattern[str]
+    prefilter: tuple[re.Pattern[str], ...]
+    passes: tuple[_Pass, ...]
+    ini_section: re.Pattern[str]
+    ini_line: re.Pattern[str]
+    placeholder: re.Pattern[str]
+    scheme: re.Pattern[str]
+    code: re.Pattern[str]
+    between_strings: re.Pattern[str]
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    # Compiled on first use, not at import: importing nbgov stays cheap.
+    return _Patterns(
+        words=re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+"),
+        prefilter=tuple(re.compile(needle) for needle in _PREFILTER),
+        passes=_block_passes() + _name_passes() + _format_passes(),
+        ini_section=re.compile(r"(?m)^[ \t]*\[[A-Za-z0-9_. :-]+\][ \t]*\r?$"),
+        ini_line=re.compile(
+            rf"""(?m)^[ \t]*(?P<name>{_NAME})[ \t]*=[ \t]*(?P<value>[^\s"'][^\r\n]*?)[ \t]*\r?$"""
+        ),
+        placeholder=re.compile(_PLACEHOLDER),
+        scheme=re.compile(_SCHEME),
+        code=re.compile(_CODE),
+        between_strings=re.compile(_BETWEEN_STRINGS),
+    )
+
+
+def _block_passes() -> tuple[_Pass, ...]:
+    # Whole PEM blocks first, so that later patterns never see half of a key.
+    label = r"-----{} (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+    pem = re.compile(
+        label.format("BEGIN") + r"(?:\s|\\[nr])*(?P<value>.*?)(?:\s|\\[nr])*" + label.format("END"), re.DOTALL
+    )
+    # Output cut short: a BEGIN line and base64 lines with no END.
+    truncated = re.compile(
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[nr])*"
+        r"(?P<value>[A-Za-z0-9+/=]{16,}+(?:(?:\s|\\[nr])*+[A-Za-z0-9+/=]++)*+)"
+    )
+    return (
+        _Pass(pem, _redact_group("value"), ("private key",)),
+        _Pass(truncated, _redact_group("value"), ("private key",)),
+    )
+
+
+def _name_passes() -> tuple[_Pass, ...]:
+    quoted = re.compile(
+        rf"""(?x)(?<![\w.-])
+        (?:(?P<q>["'])(?P<qname>[A-Za-z_][\w .-]*+)(?P=q)\]?|(?P<name>{_NAME}))
+        (?:[ \t]*:[ \t]*[A-Za-z_][\w.\[\], |]{{0,60}}?(?=[ \t]*=))?   # an annotation
+        [ \t]*(?::=|=>|=|:)[ \t]*
+        (?:{_QUOTED}|(?P<num>-?\d{{4,}}+)(?![\w.]))"""
+    )
+    env_call = re.compile(
+        rf"""(?x)\b(?:setdefault|putenv|setenv|getenv|get)\([ \t]*(?P<nq>["'])(?P<name>[\w .-]+)(?P=nq)
+        [ \t]*,[ \t]*{_QUOTED}"""
+    )
+    pair = re.compile(
+        rf"""(?x)(?:\bauth[ \t]*=[ \t]*[(\[]|\b(?:HTTPBasicAuth|HTTPDigestAuth|HTTPProxyAuth|BasicAuth)\(
+        |\.login\()[ \t]*[^,()\r\n]++,[ \t]*{_QUOTED}"""
+    )
+    # NAME=value with no spaces: shell, .env, %env, docker -e, URL queries, connection strings.
+    assignment = re.compile(
+        rf"""(?<![\w.-])(?P<name>{_NAME})=(?![=\s])(?P<value>[^\s"'`;&|,()\[\]]++)(?=$|[\s"'`;&|])"""
+    )
+    flag = re.compile(
+        r"""(?x)(?<![^\s"'])--(?P<name>[A-Za-z][\w-]*+)(?:[ \t]+|=)
+        (?:(?P<q>["'])(?P<qvalue>[^"'\r\n]+)(?P=q)|(?P<value>[^\s"'`;&|()$-][^\s"'`;&|()]*+))"""
+    )
+    env_magic = re.compile(
+        r"""(?mx)^[ \t]*(?:%env|%set_env|ENV|setenv)[ \t]+(?P<name>[A-Za-z_]\w*+)[ \t]+
+        (?P<value>[^\s"'=][^\r\n]*?)[ \t]*\r?$"""
+    )
+    # YAML, INI with colons, HTTP headers: at the start of a line, or of a string.
+    mapping_line = re.compile(
+        rf"""(?mx)(?:^[ \t]*(?:-[ \t]+)?|(?<=["']))(?P<name>{_NAME})[ \t]*:[ \t]+
+        (?P<value>[^\s"'\#][^\r\n"']*?)(?=[ \t]+\#|[ \t]*(?:["']|\r?$))"""
+    )
+    # Quoted values first: a bare pattern never starts at a quote, so it cannot undo their work.
+    return (
+        _Pass(quoted, _redact_quoted_if_named, _NAME_NEEDLES),
+        _Pass(env_call, _redact_quoted_if_named, ("get", "env(", "default(")),
+        _Pass(pair, _redact_quoted, ("auth", "login(")),
+        _Pass(assignment, _redact_bare_if_named, _NAME_NEEDLES),
+        _Pass(flag, _redact_bare_if_named, ("--",)),
+        _Pass(env_magic, _redact_bare_if_named, ("env",)),
+        _Pass(mapping_line, _redact_bare_if_named, _NAME_NEEDLES),
+    )
+
+
+def _format_passes() -> tuple[_Pass, ...]:
+    # The password of a URL is everything up to the last @ of the authority (it may hold an @).
+    url = re.compile(
+        r"""(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*+://[^\s:/?#@'"]*+:(?P<value>[^\s/?#'"]+)@"""
+    )
+    curl_user = re.compile(r"""(?<![^\s"'])(?:-u|--user)[ \t]+["']?[^\s:"']++:(?P<value>[^\s"']+)""")
+    aws_secret = re.compile(
+        r"""(?i)aws[_-]?secret(?:[_-]?access)?[_-]?key[\s"':=]{0,6}(?P<value>[A-Za-z0-9/+=]{40})"""
+        r"""(?![A-Za-z0-9/+=])"""
+    )
+    slack_webhook = re.compile(r"hooks\.slack\.com/services/(?P<value>[A-Za-z0-9/]{20,}+)")
+    # A real bearer token has a digit; "Bearer authentication" in prose does not.
+    bearer = re.compile(r"(?i)\bbearer[ \t]+(?P<value>(?=[\w.~+/-]*\d)[\w.~+/-]{8,}+=*)")
+    basic = re.compile(r"(?i)\bbasic[ \t]+(?P<value>[A-Za-z0-9+/]{4,}+={0,2})(?![\w+/=])")
+    tokens = tuple(
+        _Pass(re.compile(pattern, re.ASCII), _redact_standalone, ()) for pattern in _FORMATS
+    )
+    return (
+        _Pass(url, _redact_group("value"), ("@",)),
+        _Pass(curl_user, _redact_group("value"), ("-u",)),
+        _Pass(aws_secret, _redact_group("value"), ("aws",)),
+        _Pass(slack_webhook, _redact_group("value"), ("hooks.slack",)),
+        *tokens,
+        _Pass(bearer, _redact_group("value"), ("bearer",)),
+        _Pass(basic, _redact_basic_credentials, ("basic",)),
+    )
+
+
+# --- names --------------------------------------------------------------------------------------
+
+
+def looks_secret_name(name: str) -> bool:
+    """Whether a variable, key, field, option or environment name names a secret.
+
+    The name is split into words at ``_ - .``, spaces, digits and camelCase humps, lower-cased,
+    and judged by its last word (after dropping spelling words such as ``b64``, ``hex``,
+    ``confirm``):
+
+    - ``password``, ``passwd``, ``pwd``, ``passphrase``, ``passcode``, ``secret``, ``token``,
+      ``credential(s)``, ``creds``, ``auth``, ``authorization`` (and plurals ``passwords``,
+      ``secrets``) are secrets, as is a run-together word ending in ``password``, ``secret``,
+      ``token``, ``apikey``, ``secretkey``, ... (``dbpassword``, ``accesstoken``);
+    - ``key`` only after a qualifier such as ``api``, ``secret``, ``private``, ``access``,
+      ``session``, ``signing``, ``account`` or a vendor (``openai_key``);
+    - ``pass`` only after ``db``, ``user``, ``admin``, ``smtp``, ...;
+    - ``token`` not after an NLP qualifier (``pad_token``, ``eos_token``, ``mask_token``);
+    - nothing right after a counting or flag word (``max_token``, ``is_secret``).
+
+    Not secrets: ``tokenizer``, ``tokens``, ``n_tokens``, ``max_tokens``, ``keyword``, ``key``,
+    ``primary_key``, ``s3_key``, ``secretary``, ``password_policy_url``, ``password_min_length``,
+    ``token_type``, ``session_id``.
+
+    Examples
+    --------
+    >>> looks_secret_name("dbPassword"), looks_secret_name("X-Api-Key"), looks_secret_name("tokenizer")
+    (True, True, False)
+    """
+    words = [word.lower() for word in _patterns().words.findall(name) if not word.isdigit()]
+    while len(words) > 1 and words[-1] in _SPELLING_WORDS:
+        words.pop()
+    if not words:
+        return False
+    return _is_secret_noun(words[-1], words[-2] if len(words) > 1 else None)
+
+
+def _is_secret_noun(last: str, before: str | None) -> bool:
+    if before in _NEGATING:
+        return False
+    if last in ("key", "keys"):
+        return before in _KEY_QUALIFIERS
+    if last == "pass":
+        return before in _PASS_QUALIFIERS
+    if last == "token":
+        return before not in _TEXT_TOKEN_QUALIFIERS
+    return last in _SECRET_WORDS or last.endswith(_SECRET_SUFFIXES)
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+
+class _Redaction:
+    """The text being redacted and how many values have been replaced so far."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.count = 0
+
+    def apply(self, pattern: re.Pattern[str], replace: _Replace) -> None:
+        """Substitute every match of *pattern* that *replace* rewrites."""
+
+        def substitute(match: re.Match[str]) -> str:
+            new = replace(match)
+            if new is None or new == match[0]:
+                return match[0]
+            self.count += 1
+            return new
+
+        self.text = pattern.sub(substitute, self.text)
+
+
+def redact_text(text: str) -> tuple[str, int]:
+    """Return *text* with every secret replaced by :data:`REDACTED`, and how many were replaced.
+
+    A secret name keeps its name and loses its literal value (``password = "[REDACTED]"``); a
+    secret recognised by its format is replaced wherever it occurs; an auth scheme and the user
+    and host of a URL are kept (``Bearer [REDACTED]``, ``postgresql://app:[REDACTED]@db/prod``).
+    Applying it again changes nothing.
+
+    Examples
+    --------
+    >>> redact_text('conn = connect(user="app", password="p@ss")')
+    ('conn = connect(user="app", password="[REDACTED]")', 1)
+    >>> redact_text("tokens = tokenizer(text, max_length=512)")
+    ('tokens = tokenizer(text, max_length=512)', 0)
+    """
+    lowered = text.lower()
+    patterns = _patterns()
+    if not any(needle.search(lowered) for needle in patterns.prefilter):
+        return text, 0
+    run = _Redaction(text)
+    for step in patterns.passes:
+        if not step.needles or any(needle in lowered for needle in step.needles):
+            run.apply(step.pattern, step.replace)
+    # ``name = value`` without quotes is Python (a variable), unless the text is an INI file.
+    if patterns.ini_section.search(run.text):
+        run.apply(patterns.ini_line, _redact_bare_if_named)
+    return run.text, run.count
+
+
+def _redact_quoted_if_named(match: re.Match[str]) -> str | None:
+    name = match.groupdict().get("qname") or match["name"]
+    return _redact_quoted(match) if looks_secret_name(name) else None
+
+
+def _redact_quoted(match: re.Match[str]) -> str | None:
+    group = next(g for g in ("tvalue", "svalue", "num") if match.groupdict().get(g) is not None)
+    value = match[group]
+    if group == "svalue" and _patterns().between_strings.match(value):
+        return None
+    return _replace_group(match, group, _mask(value)) if _is_literal(value, bare=False) else None
+
+
+def _redact_bare_if_named(match: re.Match[str]) -> str | None:
+    if not looks_secret_name(match["name"]):
+        return None
+    group = "qvalue" if match.groupdict().get("qvalue") is not None else "value"
+    value = match[group]
+    return _replace_group(match, group, _mask(value)) if _is_literal(value, bare=group == "value") else None
+
+
+def _redact_group(group: str) -> _Replace:
+    def replace(match: re.Match[str]) -> str | None:
+        return _replace_group(match, group, REDACTED) if _is_literal(match[group], bare=False) else None
+
+    return replace
+
+
+def _redact_standalone(match: re.Match[str]) -> str | None:
+    # The token must start a word: "AKIA..." inside a longer run of letters is part of something else.
+    start = match.start()
+    before = match.string[start - 1] if start else " "
+    return None if before.isascii() and (before.isalnum() or before in "_-+/") else REDACTED
+
+
+def _redact_basic_credentials(match: re.Match[str]) -> str | None:
+    # Basic credentials are base64 of "user:password"; checking that keeps "Basic usage" in prose.
+    try:
+        decoded = base64.b64decode(match["value"], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _replace_group(match, "value", REDACTED) if b":" in decoded else None
+
+
+def _is_literal(value: str, *, bare: bool) -> bool:
+    """Whether *value* is literal text worth hiding: not empty, redacted, a placeholder or code."""
+    patterns = _patterns()
+    stripped = value.strip()
+    if not stripped or REDACTED in stripped:
+        return False
+    rest = patterns.placeholder.sub("", patterns.scheme.sub("", stripped, count=1))
+    if not any(char.isalnum() for char in rest):
+        return False
+    return not (bare and patterns.code.fullmatch(stripped))
+
+
+def _mask(value: str) -> str:
+    scheme = _patterns().scheme.match(value.lstrip())
+    return scheme[0] + REDACTED if scheme else REDACTED
+
+
+def _replace_group(match: re.Match[str], group: str, new: str) -> str:
+    start, end = match.span(group)
+    offset = match.start()
+    whole = match[0]
+    return whole[: start - offset] + new + whole[end - offset :]
+
+
+# --- values -------------------------------------------------------------------------------------
+
+
+def redact_value(value: Any, name: str | None = None) -> Any:
+    """Return a copy of a JSON-like *value* with its secrets replaced by :data:`REDACTED`.
+
+    - The whole value, when *name* looks secret (:func:`looks_secret_name`) and the value holds
+      something: ``None``, booleans (``token=True`` means "use my stored token") and empty strings
+      or containers are kept;
+    - dict entries whose key looks secret, the same way, at any depth;
+    - every string (values and dict keys) through :func:`redact_text`, so a known secret format is
+      caught under any name.
+
+    dicts, lists and tuples are rebuilt (as ``dict``, ``list``, ``tuple``); the input is never
+    modified. Other values (numbers, bytes, arbitrary objects) are returned as they are.
+
+    Examples
+    --------
+    >>> redact_value({"C": 1.0, "db": {"password": "hunter2"}, "url": "redis://:pw42@cache:6379"})
+    {'C': 1.0, 'db': {'password': '[REDACTED]'}, 'url': 'redis://:[REDACTED]@cache:6379'}
+    """
+    if name is not None and _holds_something(value) and looks_secret_name(name):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)[0]
+    if isinstance(value, dict):
+        return {
+            _redact_key(key): redact_value(item, key if isinstance(key, str) else None)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(redact_value(item) for item in value)
+    return value
+
+
+def _redact_key(key: Any) -> Any:
+    return redact_text(key)[0] if isinstance(key, str) else key
+
+
+def _holds_something(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, (str, bytes, dict, list, tuple)):
+        return len(value) > 0
+    return True
