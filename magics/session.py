@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import atexit
 import os
 from typing import Any
@@ -15,27 +14,16 @@ from nbgov.recorder import Recorder, activate, deactivate
 __all__ = ["NotebookSession"]
 
 
-class _Analyzer(ast.NodeTransformer):
-    """Hands each cell's syntax tree to the recorder (IPython parsed it already); changes nothing."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    def visit(self, node: ast.AST) -> ast.AST:
-        if isinstance(node, ast.Module):
-            self.recorder.guard("cell analysis", self.recorder.analyze, node)
-        return node
-
-
 class NotebookSession:
     """Everything ``%load_ext nbgov`` installs on *shell*, and how to take it off again."""
 
-    def __init__(self, shell: Any, *, ledger: Ledger | None = None, flush_interval: float = 5.0) -> None:
+    def __init__(self, shell: Any, *, ledger: Ledger | None = None) -> None:
         self.shell = shell
         self.ledger = ledger or Ledger()
-        self.recorder = Recorder(self.ledger, namespace=shell.user_ns, flush_interval=flush_interval)
+        self.recorder = Recorder(self.ledger, namespace=shell.user_ns,
+                                 flush_interval=self.ledger.settings.flush_interval,
+                                 transform=shell.transform_cell)
         self.capture = Capture(shell.user_ns)
-        self._analyzer = _Analyzer(self.recorder)
         self._magics: Any = None
 
     def start(self) -> None:
@@ -52,7 +40,6 @@ class NotebookSession:
         events = self.shell.events
         events.register("pre_run_cell", self._before)
         events.register("post_run_cell", self._after)
-        self.shell.ast_transformers.append(self._analyzer)
         self._magics = NbgovMagics(self.shell, self)
         self.shell.register_magics(self._magics)
         atexit.register(self._exit)
@@ -63,8 +50,6 @@ class NotebookSession:
         for name, callback in (("pre_run_cell", self._before), ("post_run_cell", self._after)):
             if callback in events.callbacks[name]:
                 events.unregister(name, callback)
-        if self._analyzer in self.shell.ast_transformers:
-            self.shell.ast_transformers.remove(self._analyzer)
         self._unregister_magics()
         self.capture.uninstall()
         deactivate(self.recorder)

@@ -24,7 +24,7 @@ import rfc8785
 
 from nbgov.errors import InvalidPayload
 
-__all__ = ["SAFE_INT", "decode", "encode"]
+__all__ = ["SAFE_INT", "decode", "encode", "encode_plain"]
 
 #: Integers beyond this magnitude cannot be represented exactly as JSON (IEEE-754) numbers.
 SAFE_INT = 2**53 - 1
@@ -50,6 +50,20 @@ def encode(value: Any, *, path: str = "payload") -> bytes:
         return rfc8785.dumps(normalised)
     except rfc8785.CanonicalizationError as exc:  # pragma: no cover - _normalise refuses first
         raise InvalidPayload(path, str(exc)) from None
+
+
+def encode_plain(value: Any, *, path: str = "payload") -> bytes:
+    """Canonical encoding of a value built only from strings, safe-range integers, booleans,
+    None and lists/dicts of those with ASCII keys, skipping :func:`encode`'s safety walk.
+
+    orjson's sorted output is RFC 8785 for exactly such values (floats are what it would print
+    differently, so plain values must have none; tests check the event types that use this).
+    Anything orjson refuses (a lone surrogate, an object) goes to :func:`encode` for its error.
+    """
+    try:
+        return orjson.dumps(value, option=_SORT)
+    except (orjson.JSONEncodeError, TypeError):
+        return encode(value, path=path)
 
 
 def decode(data: bytes | str) -> Any:

@@ -263,33 +263,49 @@ def checkpoint_export(ctx: click.Context, path: Path) -> None:
 
 
 @cli.command()
+@click.option("--notebooks", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("example_notebooks"), show_default=True,
+              help="Folder of notebooks to run.")
 @click.pass_context
-def demo(ctx: click.Context) -> None:
-    """Record a short example session and show what the ledger holds.
+def demo(ctx: click.Context, notebooks: Path) -> None:
+    """Run the example notebooks end to end with nbgov loaded, then show the ledger.
+
+    Each notebook runs in a fresh kernel under papermill; the executed copies are kept under
+    <home>/runs/. Exits 1 if a notebook failed or the ledger does not verify.
 
     \b
     Example:
-      nbgov --home /tmp/nbgov-demo demo
+      nbgov demo
+      nbgov --home /tmp/nbgov-demo demo --notebooks example_notebooks
     """
     from nbgov.demo import run_demo
     from nbgov.formatting import render_table
 
-    result = run_demo(ctx.obj["home"])
+    result = run_demo(ctx.obj["home"], notebooks, announce=click.echo)
     ledger = result.ledger
-    click.echo(f"ledger at {ledger.home}: recorded {result.ingest.events} events of an example "
-               f"session (dataset {result.dataset.name}, fingerprinted)")
-    click.echo()
-    click.echo(render_table(ledger.query_arrow(
-        "SELECT seq, event_time, type, actor, payload->>'$.model' AS model "
-        "FROM events ORDER BY seq DESC LIMIT 12").table))
-    click.echo()
-    click.echo(render_table(ledger.query_arrow(
-        "SELECT type, count(*) AS events FROM events GROUP BY type ORDER BY events DESC, type").table))
-    click.echo()
+
+    def show(title: str, query: str) -> None:
+        click.echo(f"\n{title}")
+        click.echo(render_table(ledger.query_arrow(query).table, max_rows=40))
+
+    show("What was recorded:", "SELECT type, count(*) AS events FROM events GROUP BY type "
+         "ORDER BY events DESC, type")
+    show("Models trained:", "SELECT model, version, estimator, n_samples, "
+         "list_count(features) AS features FROM models ORDER BY seq")
+    show("Datasets read and written:", "SELECT direction, via, regexp_extract(path, '[^/]+$') AS file, "
+         "rows, left(fingerprint, 16) AS blake3 FROM datasets ORDER BY seq")
+    show("Where the latest model came from (lineage_upstream, recursive SQL):",
+         "SELECT depth, kind, CASE kind WHEN 'dataset' THEN regexp_extract(label, '[^/]+$') "
+         "ELSE label END AS label FROM lineage_upstream((SELECT node FROM models ORDER BY seq DESC "
+         "LIMIT 1)) WHERE kind IN ('model', 'dataset', 'variable') ORDER BY depth, kind, label")
+    show("Its evaluation:", "SELECT metric, round(value, 4) AS value, via FROM metrics "
+         "WHERE model = (SELECT model FROM models ORDER BY seq DESC LIMIT 1) ORDER BY seq")
     verdict = "intact" if result.verify.ok else "NOT intact"
-    click.echo(f"verify: {result.verify.events} events, chain {verdict} "
+    click.echo(f"\nverify: {result.verify.events} events, hash chain {verdict} "
                f"(head {result.verify.head_chain[:16]})")
-    click.echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM events\"")
+    click.echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM lineage_edges\"")
+    if not all(run.ok for run in result.runs) or not result.verify.ok:
+        ctx.exit(1)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

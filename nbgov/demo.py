@@ -1,102 +1,50 @@
-"""The main job for a first look: record a short example session and show the ledger.
+"""The main job: run the example notebooks end to end and show what the ledger learned.
 
-Later versions run the example notebooks end to end; this one records, through the public API,
-what a small training session would: a session, its cells, the dataset it read (fingerprinted for
-real), a fitted model, its metrics.
+Each notebook in ``example_notebooks/`` runs in a fresh kernel under papermill with nbgov loaded,
+recording into the ledger (the embedded default, ``./.nbgov``, unless told otherwise); then the
+ledger answers what was trained, on what, and whether its records are intact.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import platform
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbgov.events import (
-    CellExecuted,
-    DatasetRead,
-    MetricsLogged,
-    ModelFitted,
-    Session,
-    SessionEnded,
-    SessionStarted,
-)
-from nbgov.identity import hostname
-from nbgov.ingest import IngestReport
+from nbgov.errors import NbgovError
 from nbgov.ledger import Ledger
+from nbgov.notebooks import NotebookRun, execute_notebook
 from nbgov.verify import VerifyReport
 
 __all__ = ["DemoResult", "run_demo"]
-
-_CELLS = (
-    "import pandas as pd\nloans = pd.read_csv('loans.csv')",
-    "loans = loans.dropna()\nX, y = loans[['income', 'debt_ratio']], loans['denied']",
-    "from sklearn.linear_model import LogisticRegression\nmodel = LogisticRegression(C=1.0).fit(X, y)",
-    "accuracy = model.score(X, y)",
-)
 
 
 @dataclass(frozen=True)
 class DemoResult:
     ledger: Ledger
-    ingest: IngestReport
+    runs: list[NotebookRun]
     verify: VerifyReport
-    dataset: Path
 
 
-def run_demo(home: Path | None = None) -> DemoResult:
-    """Record an example session into the ledger at *home* (created if needed)."""
-    ledger = Ledger.init(home)
-    dataset = ledger.home / "demo" / "loans.csv"
-    dataset.parent.mkdir(mode=0o700, exist_ok=True)
-    rows = ["income,debt_ratio,denied"] + [
-        f"{30_000 + 1_750 * i},{(i * 7 % 40) / 100:.2f},{int(i % 5 == 0)}" for i in range(40)
-    ]
-    dataset.write_text("\n".join(rows) + "\n")
-    digest = hashlib.sha256(dataset.read_bytes()).hexdigest()
-
-    kernel = f"demo-{os.getpid()}-{time.time_ns()}"
-    session = Session(kernel_id=kernel, notebook="demo/loans.ipynb")
-    ledger.append(
-        SessionStarted(host=hostname(), python=platform.python_version(), kernel_id=kernel,
-                       notebook="demo/loans.ipynb"),
-        session=session,
-    )
-    for count, source in enumerate(_CELLS, start=1):
-        cell = Session(kernel_id=kernel, notebook="demo/loans.ipynb", cell_id=f"cell-{count}",
-                       execution_count=count)
-        if count == 1:
-            ledger.append(
-                DatasetRead(path=str(dataset), fingerprint=digest, algorithm="sha256",
-                            coverage="file", size_bytes=dataset.stat().st_size, rows=40,
-                            columns=[["income", "int64"], ["debt_ratio", "float64"],
-                                     ["denied", "int64"]]),
-                session=cell,
-            )
-        if count == 3:
-            ledger.append(
-                ModelFitted(node="model:loan_denial@1", model="loan_denial", version=1,
-                            estimator="sklearn.linear_model.LogisticRegression",
-                            params={"C": 1.0, "max_iter": 100}, n_samples=40,
-                            features=["income", "debt_ratio"], inputs=[f"dataset:{digest}"]),
-                session=cell,
-            )
-        if count == 4:
-            ledger.append(
-                MetricsLogged(metrics={"accuracy": 0.825}, model="loan_denial", version=1,
-                              dataset=digest),
-                session=cell,
-            )
-        ledger.append(
-            CellExecuted(node=f"cell:demo:{count}", started_at="2026-01-01T00:00:00.000000Z",
-                         cell_id=f"cell-{count}", execution_count=count,
-                         source_sha256=hashlib.sha256(source.encode()).hexdigest(),
-                         source=source, duration_us=1_000 * count, ok=True),
-            session=cell,
+def run_demo(
+    home: Path | None = None,
+    notebooks: Path = Path("example_notebooks"),
+    *,
+    announce: Callable[[str], None] = print,
+) -> DemoResult:
+    """Run every notebook in *notebooks* (sorted by name) into the ledger at *home*."""
+    paths = sorted(notebooks.glob("*.ipynb"))
+    if not paths:
+        raise NbgovError(
+            f"no example notebooks in {notebooks.resolve()}",
+            hint="run `nbgov demo` from the nbgov checkout, or give --notebooks DIR",
         )
-    ledger.append(SessionEnded(reason="demo finished", cells=len(_CELLS)), session=session)
-    report = ledger.ingest()
-    return DemoResult(ledger, report, ledger.verify(), dataset)
-
+    ledger = Ledger.init(home)
+    runs = []
+    for path in paths:
+        announce(f"running {path.name} ...")
+        run = execute_notebook(path, home=ledger.home, cwd=ledger.home / "demo")
+        announce(f"  {'ok' if run.ok else 'FAILED: ' + str(run.error)} in {run.seconds:.1f}s "
+                 f"(executed copy: {run.output})")
+        runs.append(run)
+    return DemoResult(ledger, runs, ledger.verify())

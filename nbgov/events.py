@@ -64,10 +64,19 @@ class Event:
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    #: True for types whose fields are, by construction, only strings, integers within the safe
+    #: range, booleans, None and lists/dicts of those (no floats, no arbitrary objects): their
+    #: payload skips the canonical encoder's safety walk (see :func:`nbgov.canonical.encode_plain`).
+    PLAIN: ClassVar[bool] = False
 
     def payload(self) -> dict[str, Any]:
         """The event's fields as a dict, in declaration order."""
         return {name: getattr(self, name) for name in _field_names(cast(Hashable, type(self)))}
+
+    def encode_payload(self) -> bytes:
+        """The payload's canonical JSON."""
+        payload = self.payload()
+        return canonical.encode_plain(payload) if self.PLAIN else canonical.encode(payload)
 
 
 @cache
@@ -135,6 +144,7 @@ class CellExecuted(Event):
     """
 
     TYPE: ClassVar[str] = "cell_executed"
+    PLAIN: ClassVar[bool] = True  # runs around every cell: keep it cheap
     node: str
     cell_id: str | None
     execution_count: int | None
@@ -370,14 +380,21 @@ class Session:
 
     @cached_property
     def encoded(self) -> bytes:
-        present = {f.name: getattr(self, f.name) for f in fields(self)}
-        return canonical.encode({k: v for k, v in present.items() if v is not None}, path="session")
+        # Identifiers and counters only (strings and ints): the plain encoder is canonical here.
+        names = _field_names(Session)
+        return canonical.encode_plain(
+            {k: v for k in names if (v := getattr(self, k)) is not None}, path="session")
 
 
 def format_time(ns: int) -> str:
     """Format nanoseconds since the epoch as the ledger's UTC timestamp (microseconds)."""
     seconds, micros = divmod(ns // 1000, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    return f"{_second(seconds)}.{micros:06d}Z"
+
+
+@lru_cache(maxsize=16)
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def encode_body(

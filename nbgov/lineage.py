@@ -80,6 +80,16 @@ class _Names(ast.NodeVisitor):
         self.defines: set[str] = set()
         self.mutates: set[str] = set()
 
+    def generic_visit(self, node: ast.AST) -> None:
+        # ast.NodeVisitor's own is slow (iter_fields, deprecated-node checks): this runs on every
+        # cell, so walk the children directly.
+        visit = self.visit
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        pass
+
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
             self.uses.add(node.id)
@@ -268,14 +278,15 @@ class ProvenanceTracker:
     ) -> list[Binding]:
         """Bind the names a cell defined to new variable nodes; return those bindings."""
         read_nodes = frozenset(reads)
-        current = dict(self.names)
+        earlier = self.names
+        bound: dict[str, str] = {}  # names this cell bound so far (no copy of the session's map)
         inputs: dict[str, set[str]] = {}
         for statement in flow.statements:
-            came_from = {current[n] for n in statement.uses if n in current}
+            came_from = {bound.get(n) or earlier[n] for n in statement.uses if n in bound or n in earlier}
             for name in statement.defines:
                 node = variable_node(cell_node, name)
                 inputs.setdefault(name, set()).update(came_from - {node})
-                current[name] = node
+                bound[name] = node
         bindings: list[Binding] = []
         for name in sorted(inputs):
             value = namespace.get(name, _MISSING)

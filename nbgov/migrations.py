@@ -188,13 +188,14 @@ _CAPTURE_VIEWS = (
            FROM events WHERE type IN ('dataset_written', 'dataset_declared')
          UNION ALL
          SELECT payload->>'node', 'cell',
-                coalesce(session->>'notebook', 'session ' || (session->>'session_id'))
+                coalesce(regexp_extract(session->>'notebook', '[^/]+$'),
+                  'session ' || (session->>'session_id'))
                   || ' [' || coalesce(payload->>'execution_count', '?') || ']', seq
            FROM events WHERE type = 'cell_executed'
          UNION ALL
          SELECT b.value->>'node', 'variable',
-                (b.value->>'name') || ' (' || coalesce(e.session->>'notebook',
-                  'session ' || (e.session->>'session_id')) || ' ['
+                (b.value->>'name') || ' (' || coalesce(regexp_extract(e.session->>'notebook',
+                  '[^/]+$'), 'session ' || (e.session->>'session_id')) || ' ['
                   || coalesce(e.payload->>'execution_count', '?') || '])', e.seq
            FROM events e, json_each(e.payload->'bindings') b
            WHERE e.type = 'cell_executed' AND json_type(e.payload->'bindings') = 'ARRAY'

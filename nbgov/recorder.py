@@ -48,7 +48,7 @@ from nbgov.identity import hostname
 from nbgov.ledger import Ledger
 from nbgov.lineage import CellFlow, ProvenanceTracker, analyze_cell, variable_node
 from nbgov.models import FitRecord, ModelRegistry, describe_estimator, to_json_value
-from nbgov.redaction import redact_text, redact_value
+from nbgov.redaction import SecretMemory
 
 __all__ = ["Recorder", "activate", "active", "current", "deactivate"]
 
@@ -132,6 +132,8 @@ class Recorder:
         variable they are bound to and to follow lineage through names. Empty for scripts.
     flush_interval
         Seconds between background ingests (0 disables the background flusher).
+    transform
+        Turns a cell's source into Python (IPython's ``transform_cell``, for magics).
     """
 
     def __init__(
@@ -140,9 +142,11 @@ class Recorder:
         *,
         namespace: MutableMapping[str, Any] | None = None,
         flush_interval: float = 5.0,
+        transform: Callable[[str], str] | None = None,
     ) -> None:
         self.ledger = ledger
         self.namespace: MutableMapping[str, Any] = namespace if namespace is not None else {}
+        self.transform = transform
         self.session_id = uuid.uuid4().hex[:16]
         self.session = Session(session_id=self.session_id)
         self.node = f"session:{self.session_id}"
@@ -154,6 +158,7 @@ class Recorder:
         self.stopped = False
         self._cell: _Cell | None = None
         self._flows: dict[str, CellFlow] = {}
+        self.secrets = SecretMemory()
         self._warned: set[str] = set()
         self._local = threading.local()
         self._flusher = _Flusher(self, flush_interval) if flush_interval > 0 else None
@@ -231,15 +236,19 @@ class Recorder:
 
     def guard(self, hook: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """Run a capture step; a failure becomes a ``capture_failed`` event, never an exception."""
+        local = self._local
+        depth = getattr(local, "internal", 0)
+        local.internal = depth + 1  # what the step itself calls is nbgov's work, not captured
         try:
-            with self.internal():
-                return function(*args, **kwargs)
+            return function(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - capture must never break the user's code
             self.capture_failed(hook, exc)
             return None
+        finally:
+            local.internal = depth
 
     def capture_failed(self, hook: str, exc: BaseException) -> None:
-        message = redact_text(str(exc))[0][:500]
+        message = self.secrets.redact(str(exc))[0][:500]
         try:
             with self.internal():
                 self.append(CaptureFailed(hook=hook, error_type=type(exc).__name__, message=message))
@@ -275,16 +284,24 @@ class Recorder:
             notebook=self.session.notebook, cell_id=cell_id, cell_run=node,
         )
         self._cell = _Cell(self.cells, node, session, time.time_ns(), source, cell_id,
-                           flow=self._flows.get(source))
+                           flow=self._flow(source))
 
-    def analyze(self, tree: ast.Module) -> None:
-        """Def-use analysis of the running cell, from the syntax tree IPython already parsed."""
-        cell = self._cell
-        if cell is not None and cell.flow is None:
-            cell.flow = analyze_cell(tree)
+    def _flow(self, source: str) -> CellFlow | None:
+        """The def-use facts of a cell's source, parsed once per distinct source."""
+        flow = self._flows.get(source)
+        if flow is None:
+            if self.transform is not None and ("%" in source or "!" in source):
+                source = self.transform(source)  # magics and shell escapes become Python
+            flow = _parse(source)
             if len(self._flows) > 2048:
                 self._flows.clear()
-            self._flows[cell.source] = cell.flow
+            self._flows[source] = flow
+        return flow
+
+    def analyze(self, tree: ast.Module) -> None:
+        """Use *tree* for the running cell's def-use facts (``%%nbgov train`` runs its body)."""
+        if self._cell is not None:
+            self._cell.flow = analyze_cell(tree)
 
     def set_model_name(self, name: str) -> None:
         """Name the models fitted in the running cell (``%%nbgov train --model NAME``)."""
@@ -296,8 +313,8 @@ class Recorder:
         if cell is None:
             return
         try:
-            flow = cell.flow if cell.flow is not None else _parse(cell.source)
-            source, redactions = redact_text(cell.source)
+            flow = cell.flow if cell.flow is not None else CellFlow(())
+            source, redactions = self.secrets.redact(cell.source)
             for emit in cell.pending:
                 emit()
             upstream = self.provenance.upstream_cells(flow)
@@ -405,7 +422,7 @@ class Recorder:
         inputs = sorted(set(record.inputs))
         self.append(ModelFitted(
             node=ref.node, model=ref.name, version=ref.version, estimator=info.estimator,
-            params=redact_value(info.params), n_samples=record.n_samples,
+            params=self.secrets.redact_value(info.params), n_samples=record.n_samples,
             n_features=info.n_features, features=record.features or info.features,
             data=record.data, model_fingerprint=info.fingerprint,
             started_at=format_time(record.started_ns),
@@ -477,7 +494,7 @@ class Recorder:
     def log_params(self, params: Mapping[str, Any], model: Any = None) -> None:
         ref = self.models.resolve(model) if model is not None else None
         self.append(ParamsLogged(
-            params=redact_value(to_json_value(dict(params))),
+            params=self.secrets.redact_value(to_json_value(dict(params))),
             model=ref.name if ref else (str(model) if model is not None else None),
             version=ref.version if ref else None,
             inputs=[ref.node] if ref else None,

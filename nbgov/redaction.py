@@ -15,14 +15,12 @@ Two kinds of evidence mark a secret:
 
 A value that is plainly not a literal secret is left alone: a call (``get_token()``), an attribute
 or subscript (``os.environ["PW"]``), ``None``/``True``/``null``, an empty string, a reference or
-template (``$PW``, ``{token}``, ``%(pw)s``, ``<your-key>``). A bare word after ``name = `` (with
-spaces, no quotes) is a Python variable, not a value, unless the text is an INI file.
+template (``$PW``, ``{token}``, ``%(pw)s``, ``<your-key>``). A bare word after ``name = `` (spaces,
+no quotes) is a Python variable, not a value, except in an INI ``[section]``. Redaction is
+idempotent: the marker is never redacted again.
 
-Redaction is idempotent: the marker is never redacted again.
-
-Cost: ordinary text is lower-cased and searched for a dozen substrings that every finding
-contains (a few microseconds for a notebook cell); the detailed patterns, compiled on first use,
-run only when one of those occurs.
+Cost: ordinary text is lower-cased and searched for a dozen substrings that every finding contains
+(a few microseconds for a notebook cell); the patterns, compiled on first use, run only then.
 """
 
 from __future__ import annotations
@@ -45,48 +43,44 @@ REDACTED = "[REDACTED]"
 # names: ``password_policy_url`` is a URL, ``db_password`` a password.
 
 #: Last words that name a secret on their own.
-_SECRET_WORDS = frozenset({
-    "password", "passwords", "passwd", "pwd", "passphrase", "passcode", "secret", "secrets",
-    "token", "credential", "credentials", "creds", "auth", "authorization",
-})
+_SECRET_WORDS = frozenset(
+    "password passwords passwd pwd passphrase passcode secret secrets token credential credentials creds "
+    "auth authorization".split()
+)
 #: Run-together spellings (``apikey``, ``dbpassword``, ``accesstoken``): a last word ending so.
-_SECRET_SUFFIXES = (
-    "password", "passwords", "passwd", "secret", "secrets", "token", "apikey", "apikeys", "accesskey",
-    "secretkey", "privatekey", "sessionkey", "authkey", "masterkey", "signingkey", "encryptionkey",
+_SECRET_SUFFIXES = tuple(
+    "password passwords passwd secret secrets token apikey apikeys accesskey secretkey privatekey sessionkey "
+    "authkey masterkey signingkey encryptionkey".split()
 )
 #: ``key`` is a secret only after one of these (``api_key``, ``aws_secret_access_key``), never
-#: alone or as ``primary_key``, ``sort_key``, ``s3_key``, ``rng_key``.
-_KEY_QUALIFIERS = frozenset({
-    "api", "secret", "private", "access", "session", "auth", "signing", "sign", "encryption",
-    "encrypt", "decryption", "master", "client", "app", "application", "account", "shared",
-    "subscription", "hmac", "license", "licence", "service", "admin", "root", "ssh", "gpg", "pgp",
-    "rsa", "jwt", "webhook", "bot", "consumer", "developer", "fernet", "crypto", "pass",
-    # vendor keys notebooks use: ``openai_key``, ``wandb_key``, ...
-    "openai", "anthropic", "cohere", "mistral", "groq", "wandb", "hf", "huggingface", "stripe",
-    "twilio", "sendgrid", "mailgun", "google", "gcp", "azure", "aws", "pinecone", "serpapi",
-    "replicate", "comet", "neptune",
-})
+#: alone or as ``primary_key``, ``sort_key``, ``s3_key``, ``rng_key``. Vendors count: ``openai_key``.
+_KEY_QUALIFIERS = frozenset(
+    "api secret private access session auth signing sign encryption encrypt decryption master client app "
+    "application account shared subscription hmac license licence service admin root ssh gpg pgp rsa jwt "
+    "webhook bot consumer developer fernet crypto pass openai anthropic cohere mistral groq wandb hf "
+    "huggingface stripe twilio sendgrid mailgun google gcp azure aws pinecone serpapi replicate comet "
+    "neptune".split()
+)
 #: ``token`` names a piece of text in NLP code (``pad_token = "<pad>"``), not a credential.
-_TEXT_TOKEN_QUALIFIERS = frozenset({
-    "pad", "padding", "bos", "eos", "unk", "mask", "sep", "cls", "special", "start", "end", "stop",
-    "first", "last", "next", "prev", "previous", "current", "cur", "input", "output", "new", "vocab",
-    "word", "sub", "subword", "sentence", "image", "audio", "video", "placeholder", "target",
-    "generated", "predicted", "eot", "eom", "sot", "split", "delimiter", "chat", "role", "system",
-    "assistant", "tool", "think", "thinking", "lang", "language", "control", "decoder", "encoder",
-})
+_TEXT_TOKEN_QUALIFIERS = frozenset(
+    "pad padding bos eos unk mask sep cls special start end stop first last next prev previous current cur "
+    "input output new vocab word sub subword sentence image audio video placeholder target generated "
+    "predicted eot eom sot split delimiter chat role system assistant tool think thinking lang language "
+    "control decoder encoder".split()
+)
 #: ``pass`` is a password only after one of these (``db_pass``), never ``first_pass``, ``n_pass``.
-_PASS_QUALIFIERS = frozenset({
-    "db", "database", "user", "admin", "root", "login", "mail", "smtp", "email", "ftp", "ssh", "sql",
-    "mysql", "pg", "postgres", "redis", "account", "app", "api", "proxy", "ldap", "wifi", "master",
-})
+_PASS_QUALIFIERS = frozenset(
+    "db database user admin root login mail smtp email ftp ssh sql mysql pg postgres redis account app api "
+    "proxy ldap wifi master".split()
+)
 #: Counting and flag words make a name about secrets rather than a secret: ``max_token``,
 #: ``is_secret``, ``has_password``.
-_NEGATING = frozenset({"max", "min", "num", "n", "nb", "count", "total", "len", "length", "is", "has"})
+_NEGATING = frozenset("max min num n nb count total len length is has".split())
 #: Trailing words that only say how the secret is spelt: ``api_key_b64``, ``password_confirm``.
-_SPELLING_WORDS = frozenset({
-    "value", "val", "b64", "base64", "hex", "raw", "plain", "plaintext", "enc", "encoded", "confirm",
-    "confirmation", "again", "repeat", "verify",
-})
+_SPELLING_WORDS = frozenset(
+    "value val b64 base64 hex raw plain plaintext enc encoded confirm confirmation again repeat "
+    "verify".split()
+)
 
 # --- the prefilter ----------------------------------------------------------------------------
 # Every finding contains one of these (in the lower-cased text). Each pattern starts with a literal
@@ -119,18 +113,21 @@ _QUOTED = r"""(?P<prefix>[rRbBuUfF]{0,2})(?:(?P<tq>\"\"\"|''')(?P<tvalue>[\s\S]*
 #: Values that only refer to a secret kept elsewhere.
 _PLACEHOLDER = r"""\{\{.*?\}\}|\$\{[^}]*\}|\$\w+|\{[^{}]*\}|%\(\w+\)[sdr]|%[sdr]|<[^<>\s]+>"""
 #: An auth scheme is kept in front of the marker: ``Bearer [REDACTED]`` still says what it was.
-_SCHEME = r"(?i:bearer|basic|token|digest|bot|apikey|sso-key)[ \t]+(?=\S)"
+_SCHEME = r"(?i:bearer|basic|token|digest|bot|apikey|sso-key)(?:[ \t]+|$)"
 #: A bare (unquoted) value that is code or configuration syntax, not a literal.
 _CODE = r"""(?x)
     (?i:none|null|nil|true|false|undefined|yes|no|on|off|~)
-    | -?\d{1,3}                                          # too short to be a secret: a count, a flag
-    | .*\w\(.*                                           # a call: get_token()
-    | [A-Za-z_]\w{0,30}(?:\.[A-Za-z_]\w{0,30})+(?:[\[(].*)?  # attributes: settings.password, os.environ[
-    | [A-Za-z_]\w*\[.*                                   # a subscript: secrets["db"]
-    | [$\[(].* | [*&!][A-Za-z_]\w* | \*+                 # $(cmd), lists, YAML aliases and tags, ****
-    | (?:str|bytes|Any|SecretStr|SecretBytes)            # an annotation: password: str
-    | [A-Za-z_][\w.\[\], |]*[ \t]+=(?!=).*               # an annotated assignment: token: str = ...
-    | .*,                                                # a Python dict entry: token: count,
+    | -?\d{1,3}                                               # too short for a secret: a count, a flag
+    | .*\w\(.*                                                # a call: get_token()
+    | [A-Za-z_]\w{0,30}(?:\.[A-Za-z_]\w{0,30})+(?:[\[(].*)?   # attributes: settings.pw, os.environ[
+    | [A-Za-z_]\w*\[.*                                        # a subscript: secrets["db"]
+    | [$\[(].* | [*&][A-Za-z_]\w* | \*+                       # $(cmd), lists, YAML anchors/aliases, ****
+    | !!?[A-Za-z]+(?:[ \t].*)?                                # a YAML tag: !vault |
+    | (?:str|bytes|Any|SecretStr|SecretBytes)(?:,.*)?         # annotation, numpydoc: str, optional
+    | [\w.\[\]]+(?:[ \t]*\|[ \t]*[\w.\[\]]+)+                 # a union: token: str | None
+    | [A-Za-z_][\w.\[\], |]*[ \t]+=(?!=).*                    # an annotated assignment: token: str = ...
+    | .*,                                                     # a Python dict entry: token: count,
+    | .*(?:%[sdr]|\{\w*\}).*                                  # a message template: "pwd: expected %s"
 """
 #: A quoted "value" that is really the code between two string literals: in
 #: ``print("password:", pw, "!")`` the quotes around ``, pw, `` close one string and open another.
@@ -139,7 +136,7 @@ _BETWEEN_STRINGS = r"\s*[,)\]};]|\s+[+%]|\.[A-Za-z_]\w*\("
 #: character before it is checked in code, so a prefix inside a longer word or a base64 blob is no
 #: match.
 _FORMATS = (
-    r"(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9/+=])",  # AWS access key id
+    r"(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9/+])",  # AWS access key id
     r"gh[pousr]_[A-Za-z0-9]{36,255}+",  # GitHub
     r"github_pat_[A-Za-z0-9_]{22,255}+",
     r"glpat-[A-Za-z0-9_-]{20,}+",  # GitLab
@@ -158,13 +155,14 @@ _FORMATS = (
 )
 
 
-# A pattern, what to do with each match (None leaves it) and when to bother: only if one of the
-# needles occurs in the lower-cased text.
 _Replace = Callable[[re.Match[str]], str | None]
 
 
 @dataclass(frozen=True)
 class _Pass:
+    """A pattern, what becomes of each match (None leaves it), and the needles one of which must
+    occur in the lower-cased text for the pattern to be worth running."""
+
     pattern: re.Pattern[str]
     replace: _Replace
     needles: tuple[str, ...]
@@ -175,7 +173,7 @@ class _Patterns:
     words: re.Pattern[str]
     prefilter: tuple[re.Pattern[str], ...]
     passes: tuple[_Pass, ...]
-    ini_section: re.Pattern[str]
+    ini_block: re.Pattern[str]
     ini_line: re.Pattern[str]
     placeholder: re.Pattern[str]
     scheme: re.Pattern[str]
@@ -187,10 +185,14 @@ class _Patterns:
 def _patterns() -> _Patterns:
     # Compiled on first use, not at import: importing nbgov stays cheap.
     return _Patterns(
-        words=re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+"),
+        words=re.compile(r"(?:[A-Z]+(?![a-z])|[A-Z]?[a-z]+)[0-9]*"),
         prefilter=tuple(re.compile(needle) for needle in _PREFILTER),
         passes=_block_passes() + _name_passes() + _format_passes(),
-        ini_section=re.compile(r"(?m)^[ \t]*\[[A-Za-z0-9_. :-]+\][ \t]*\r?$"),
+        # A [section] line and the blank, comment and key = value lines that follow it.
+        ini_block=re.compile(
+            r"""(?mx)^[ \t]*\[[A-Za-z0-9_. :-]+\][ \t]*\r?$
+            (?:\n(?:[ \t]*(?:[\#;].*)?|[ \t]*[\w.-]+[ \t]*[=:].*)$)*"""
+        ),
         ini_line=re.compile(
             rf"""(?m)^[ \t]*(?P<name>{_NAME})[ \t]*=[ \t]*(?P<value>[^\s"'][^\r\n]*?)[ \t]*\r?$"""
         ),
@@ -202,16 +204,14 @@ def _patterns() -> _Patterns:
 
 
 def _block_passes() -> tuple[_Pass, ...]:
-    # Whole PEM blocks first, so that later patterns never see half of a key.
-    label = r"-----{} (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-    pem = re.compile(
-        label.format("BEGIN") + r"(?:\s|\\[nr])*(?P<value>.*?)(?:\s|\\[nr])*" + label.format("END"), re.DOTALL
-    )
-    # Output cut short: a BEGIN line and base64 lines with no END.
-    truncated = re.compile(
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[nr])*"
-        r"(?P<value>[A-Za-z0-9+/=]{16,}+(?:(?:\s|\\[nr])*+[A-Za-z0-9+/=]++)*+)"
-    )
+    # Whole PEM blocks first, so that later patterns never see half of a key. Lines end in newlines
+    # or, inside a string literal (a service-account JSON), in \n escapes.
+    begin, end = (rf"-----{word} (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----" for word in ("BEGIN", "END"))
+    gap = r"(?:\s|\\[nr])*+"
+    pem = re.compile(rf"{begin}{gap}(?P<value>.*?){gap}{end}", re.DOTALL)
+    # Output cut short: a BEGIN line and whole lines of base64, with no END.
+    line = r"[ \t]*(?:\r?\n|\\n)[ \t]*[A-Za-z0-9+/=]++(?=[ \t]*(?:\r?\n|\\[nr]|[\"']|$))"
+    truncated = re.compile(rf"(?m){begin}{gap}(?P<value>[A-Za-z0-9+/=]{{16,}}+(?:{line})*+)")
     return (
         _Pass(pem, _redact_group("value"), ("private key",)),
         _Pass(truncated, _redact_group("value"), ("private key",)),
@@ -277,9 +277,7 @@ def _format_passes() -> tuple[_Pass, ...]:
     # A real bearer token has a digit; "Bearer authentication" in prose does not.
     bearer = re.compile(r"(?i)\bbearer[ \t]+(?P<value>(?=[\w.~+/-]*\d)[\w.~+/-]{8,}+=*)")
     basic = re.compile(r"(?i)\bbasic[ \t]+(?P<value>[A-Za-z0-9+/]{4,}+={0,2})(?![\w+/=])")
-    tokens = tuple(
-        _Pass(re.compile(pattern, re.ASCII), _redact_standalone, ()) for pattern in _FORMATS
-    )
+    tokens = tuple(_Pass(re.compile(pattern, re.ASCII), _redact_standalone, ()) for pattern in _FORMATS)
     return (
         _Pass(url, _redact_group("value"), ("@",)),
         _Pass(curl_user, _redact_group("value"), ("-u",)),
@@ -297,9 +295,9 @@ def _format_passes() -> tuple[_Pass, ...]:
 def looks_secret_name(name: str) -> bool:
     """Whether a variable, key, field, option or environment name names a secret.
 
-    The name is split into words at ``_ - .``, spaces, digits and camelCase humps, lower-cased,
-    and judged by its last word (after dropping spelling words such as ``b64``, ``hex``,
-    ``confirm``):
+    The name is split into words at ``_ - .``, spaces and camelCase humps, lower-cased, and judged
+    by its last word (after dropping spelling words such as ``b64``, ``hex``, ``confirm``, and
+    trailing digits: ``password2``):
 
     - ``password``, ``passwd``, ``pwd``, ``passphrase``, ``passcode``, ``secret``, ``token``,
       ``credential(s)``, ``creds``, ``auth``, ``authorization`` (and plurals ``passwords``,
@@ -320,9 +318,11 @@ def looks_secret_name(name: str) -> bool:
     >>> looks_secret_name("dbPassword"), looks_secret_name("X-Api-Key"), looks_secret_name("tokenizer")
     (True, True, False)
     """
-    words = [word.lower() for word in _patterns().words.findall(name) if not word.isdigit()]
+    words = [word.lower() for word in _patterns().words.findall(name)]
     while len(words) > 1 and words[-1] in _SPELLING_WORDS:
         words.pop()
+    # Numbered names are the same names: password2, key1.
+    words = [word.rstrip("0123456789") for word in words[-2:]]
     if not words:
         return False
     return _is_secret_noun(words[-1], words[-2] if len(words) > 1 else None)
@@ -362,6 +362,17 @@ class _Redaction:
 
         self.text = pattern.sub(substitute, self.text)
 
+    def apply_within(self, outer: re.Pattern[str], pattern: re.Pattern[str], replace: _Replace) -> None:
+        """Like :meth:`apply`, only inside the matches of *outer*."""
+
+        def substitute_inside(match: re.Match[str]) -> str:
+            inner = _Redaction(match[0])
+            inner.apply(pattern, replace)
+            self.count += inner.count
+            return inner.text
+
+        self.text = outer.sub(substitute_inside, self.text)
+
 
 def redact_text(text: str) -> tuple[str, int]:
     """Return *text* with every secret replaced by :data:`REDACTED`, and how many were replaced.
@@ -386,9 +397,8 @@ def redact_text(text: str) -> tuple[str, int]:
     for step in patterns.passes:
         if not step.needles or any(needle in lowered for needle in step.needles):
             run.apply(step.pattern, step.replace)
-    # ``name = value`` without quotes is Python (a variable), unless the text is an INI file.
-    if patterns.ini_section.search(run.text):
-        run.apply(patterns.ini_line, _redact_bare_if_named)
+    # ``name = value`` without quotes is Python (a variable), except in an INI file.
+    run.apply_within(patterns.ini_block, patterns.ini_line, _redact_bare_if_named)
     return run.text, run.count
 
 
@@ -402,6 +412,8 @@ def _redact_quoted(match: re.Match[str]) -> str | None:
     value = match[group]
     if group == "svalue" and _patterns().between_strings.match(value):
         return None
+    if group == "tvalue" and "\n" in value:
+        return None  # a block of text (a config file, a template): its lines are examined one by one
     return _replace_group(match, group, _mask(value)) if _is_literal(value, bare=False) else None
 
 
@@ -421,7 +433,7 @@ def _redact_group(group: str) -> _Replace:
 
 
 def _redact_standalone(match: re.Match[str]) -> str | None:
-    # The token must start a word: "AKIA..." inside a longer run of letters is part of something else.
+    # The token must start a word: "AKIA..." inside a longer word or a base64 blob is something else.
     start = match.start()
     before = match.string[start - 1] if start else " "
     return None if before.isascii() and (before.isalnum() or before in "_-+/") else REDACTED
@@ -442,7 +454,8 @@ def _is_literal(value: str, *, bare: bool) -> bool:
     stripped = value.strip()
     if not stripped or REDACTED in stripped:
         return False
-    rest = patterns.placeholder.sub("", patterns.scheme.sub("", stripped, count=1))
+    scheme = patterns.scheme.match(stripped)
+    rest = patterns.placeholder.sub("", stripped[scheme.end() :] if scheme else stripped)
     if not any(char.isalnum() for char in rest):
         return False
     return not (bare and patterns.code.fullmatch(stripped))
@@ -486,10 +499,7 @@ def redact_value(value: Any, name: str | None = None) -> Any:
     if isinstance(value, str):
         return redact_text(value)[0]
     if isinstance(value, dict):
-        return {
-            _redact_key(key): redact_value(item, key if isinstance(key, str) else None)
-            for key, item in value.items()
-        }
+        return {_redact_key(key): redact_value(item, _name_of(key)) for key, item in value.items()}
     if isinstance(value, list):
         return [redact_value(item) for item in value]
     if isinstance(value, tuple):
@@ -501,9 +511,77 @@ def _redact_key(key: Any) -> Any:
     return redact_text(key)[0] if isinstance(key, str) else key
 
 
+def _name_of(key: Any) -> str | None:
+    return key if isinstance(key, str) else None
+
+
 def _holds_something(value: Any) -> bool:
     if value is None or isinstance(value, bool):
         return False
-    if isinstance(value, (str, bytes, dict, list, tuple)):
-        return len(value) > 0
-    return True
+    return not isinstance(value, (str, bytes, dict, list, tuple)) or len(value) > 0
+
+
+# --- remembering what was redacted --------------------------------------------------------------
+
+
+def removed_values(original: str, redacted: str) -> list[str]:
+    """The values :func:`redact_text` took out of *original* to make *redacted*.
+
+    The kept text between markers is found in *original* in order; what lies between is a
+    removed value. Used to recognise the same secret later where nothing marks it as one
+    (``raise ValueError(f"login failed for {password}")``).
+    """
+    parts = redacted.split(REDACTED)
+    values: list[str] = []
+    position = len(parts[0]) if original.startswith(parts[0]) else 0
+    for part in parts[1:]:
+        end = original.find(part, position) if part else len(original)
+        if end < 0:
+            break
+        values.append(original[position:end])
+        position = end + len(part)
+    return values
+
+
+class SecretMemory:
+    """Secrets a session has seen redacted once, hidden wherever they show up again.
+
+    Only values of at least :data:`MIN_REMEMBERED` characters are remembered, so that a short
+    value never turns ordinary text into markers. Kept in memory only, never recorded.
+    """
+
+    MIN_REMEMBERED = 6
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def redact(self, text: str) -> tuple[str, int]:
+        """:func:`redact_text`, plus every secret remembered from earlier texts."""
+        redacted, count = redact_text(text)
+        if count:
+            self._values.update(v for v in removed_values(text, redacted) if len(v) >= self.MIN_REMEMBERED)
+        for value in self._values:
+            if value in redacted:
+                count += redacted.count(value)
+                redacted = redacted.replace(value, REDACTED)
+        return redacted, count
+
+    def redact_value(self, value: Any, name: str | None = None) -> Any:
+        """:func:`redact_value`, plus every remembered secret inside its strings."""
+        cleaned = redact_value(value, name)
+        return self._scrub(cleaned) if self._values else cleaned
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._values:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {self._scrub(k): self._scrub(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._scrub(v) for v in value)
+        return value

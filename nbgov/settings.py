@@ -47,6 +47,18 @@ def _parse_positive_float(value: Any) -> float:
     return number
 
 
+def _parse_non_negative_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number of seconds") from None
+    if not 0 <= number < float("inf"):
+        raise ValueError("expected zero or a positive number of seconds")
+    return number
+
+
 def _parse_positive_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a positive integer")
@@ -96,6 +108,13 @@ SETTINGS: tuple[Setting, ...] = (
         "LedgerLocked.",
     ),
     Setting(
+        "flush_interval",
+        _parse_non_negative_float,
+        5.0,
+        "Seconds between background ingests in a recording kernel (0: only on queries and at "
+        "the end of the session).",
+    ),
+    Setting(
         "ingest_batch_events",
         _parse_positive_int,
         122_880,
@@ -117,6 +136,7 @@ class Settings:
     home: Path
     durability: str
     lock_timeout: float
+    flush_interval: float
     ingest_batch_events: int
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     pyproject: Path | None = field(default=None, compare=False)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
 
-from nbgov import canonical
 from nbgov.errors import SpoolError
 from nbgov.events import Event, Session, encode_body, format_time
 from nbgov.identity import Actor, hostname
@@ -110,7 +109,7 @@ class SpoolWriter:
         SpoolError
             The operating system refused the write; the event was not recorded.
         """
-        payload = canonical.encode(event.payload())
+        payload = event.encode_payload()
         session_bytes = None if session is None else session.encoded
         with self._lock:
             if self._fd is None or self._pid != os.getpid():

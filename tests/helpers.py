@@ -28,3 +28,35 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         timeout=timeout,
     )
+
+
+def sample_ledger(home: Path) -> Path:
+    """A small ledger recorded through the API: ledger_created + 9 events of a short session
+    (session_started, 4 cell_executed, dataset_read, model_fitted, metrics_logged, session_ended)."""
+    from nbgov import events
+    from nbgov.ledger import Ledger
+
+    ledger = Ledger.init(home)
+    session = events.Session(session_id="sample", notebook="loans.ipynb")
+    ledger.append(events.SessionStarted(host="host", python="3.11"), session=session)
+    for n in range(1, 5):
+        cell = events.Session(session_id="sample", notebook="loans.ipynb", cell_run=f"cell:sample:{n}")
+        if n == 1:
+            ledger.append(events.DatasetRead(path="loans.csv", fingerprint="ab" * 32, algorithm="blake3",
+                                             coverage="file", rows=40, node="cell:sample:1",
+                                             inputs=["dataset:" + "ab" * 32]), session=cell)
+        if n == 3:
+            ledger.append(events.ModelFitted(node="model:loans@1", model="loans", version=1,
+                                             estimator="sklearn.linear_model.LogisticRegression",
+                                             params={"C": 1.0}, inputs=["dataset:" + "ab" * 32]), session=cell)
+        if n == 4:
+            ledger.append(events.MetricsLogged(metrics={"accuracy": 0.825}, model="loans", version=1),
+                          session=cell)
+        ledger.append(events.CellExecuted(node=f"cell:sample:{n}", cell_id=f"c{n}", execution_count=n,
+                                          source_sha256="cd" * 32, source=f"step {n}",
+                                          started_at="2026-01-01T00:00:00.000000Z", duration_us=10 * n,
+                                          ok=True), session=cell)
+    ledger.append(events.SessionEnded(reason="done", cells=4), session=session)
+    ledger.ingest()
+    ledger.close()
+    return home

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, run_cli
 
+from helpers import clean_env, run_cli
 from nbgov import events
 from nbgov.errors import InvalidPayload, UnknownEventType
 from nbgov.ledger import Ledger

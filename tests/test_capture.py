@@ -299,3 +299,14 @@ def test_a_failing_capture_hook_never_breaks_the_cell(nb: Notebook, tmp_path: Pa
         nb.run(f"again = pd.read_csv({str(source)!r})")  # warned once only
     failures = nb.sql("SELECT hook, error_type, message FROM capture_failures")
     assert failures.values.tolist() == [["pandas.read_csv", "RuntimeError", "disk on fire"]] * 2
+
+
+def test_lightgbm_sklearn_api_is_captured(nb: Notebook) -> None:
+    pytest.importorskip("lightgbm")
+    nb.run("import numpy as np, lightgbm as lgb\nX = np.random.default_rng(0).normal(size=(200, 4))\n"
+           "y = (X[:, 0] > 0).astype(int)")
+    nb.run("booster = lgb.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, y)\np = booster.predict(X)")
+    model = nb.sql("SELECT model, estimator, params FROM models").iloc[0]
+    assert (model["model"], model["estimator"]) == ("booster", "lightgbm.sklearn.LGBMClassifier")
+    assert '"n_estimators":10' in model["params"]
+    assert nb.sql("SELECT rows FROM predictions")["rows"].tolist() == [200]

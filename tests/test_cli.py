@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 import pytest
-from helpers import run_cli
 
+from helpers import run_cli, sample_ledger
 from nbgov.cli import cli as root
 
 
@@ -67,11 +67,23 @@ def test_home_from_the_environment(tmp_path: Path) -> None:
 
 @pytest.fixture
 def demo_home(tmp_path: Path) -> Path:
-    home = tmp_path / "demo"
-    result = run_cli("--home", str(home), "demo")
-    assert result.returncode == 0, result.stderr
-    assert "chain intact" in result.stdout
-    return home
+    return sample_ledger(tmp_path / "sample")
+
+
+@pytest.mark.slow
+def test_demo_runs_the_example_notebooks(tmp_path: Path) -> None:
+    examples = Path(__file__).parents[1] / "example_notebooks"
+    result = run_cli("--home", str(tmp_path / "ledger"), "demo", "--notebooks", str(examples), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "running hmda_lineage.ipynb" in result.stdout and "  ok in" in result.stdout
+    lineage = result.stdout.split("Where the latest model came from", 1)[1].split("Its evaluation", 1)[0]
+    assert "hmda_raw.csv" in lineage and "HMDA.pkl.compress" in lineage
+    assert "hash chain intact" in result.stdout
+
+
+def test_demo_without_notebooks_says_where_it_looked(tmp_path: Path) -> None:
+    result = run_cli("--home", str(tmp_path / "ledger"), "demo", "--notebooks", str(tmp_path / "none"))
+    assert result.returncode == 1 and "no example notebooks in" in result.stderr
 
 
 def test_sql_formats(demo_home: Path) -> None:

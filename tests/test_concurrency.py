@@ -9,8 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from helpers import WORKERS, clean_env, run_cli
 
+from helpers import WORKERS, clean_env, run_cli
 from nbgov.ledger import Ledger
 
 WRITERS = 8

