@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import atexit
 import os
+from collections.abc import Callable
 from typing import Any
 
 from nbgov.capture import Capture
@@ -25,6 +27,7 @@ class NotebookSession:
                                  transform=shell.transform_cell)
         self.capture = Capture(shell.user_ns)
         self._magics: Any = None
+        self._unwatch: Callable[[], object] = lambda: None
 
     def start(self) -> None:
         from nbgov.magics.commands import NbgovMagics
@@ -40,6 +43,7 @@ class NotebookSession:
         events = self.shell.events
         events.register("pre_run_cell", self._before)
         events.register("post_run_cell", self._after)
+        self._watch_parsing()
         self._magics = NbgovMagics(self.shell, self)
         self.shell.register_magics(self._magics)
         atexit.register(self._exit)
@@ -50,10 +54,31 @@ class NotebookSession:
         for name, callback in (("pre_run_cell", self._before), ("post_run_cell", self._after)):
             if callback in events.callbacks[name]:
                 events.unregister(name, callback)
+        self._unwatch()
         self._unregister_magics()
         self.capture.uninstall()
         deactivate(self.recorder)
         self.recorder.stop(reason)
+
+    def _watch_parsing(self) -> None:
+        """Get each cell's syntax tree from IPython's own parse, instead of parsing it again.
+
+        (An AST transformer would do too, but IPython then re-fixes the locations of every cell.)
+        """
+        compiler = getattr(self.shell, "compile", None)
+        original = getattr(compiler, "ast_parse", None)
+        if original is None:
+            return  # no hook: the recorder parses the cell itself when it ends
+        recorder = self.recorder
+
+        def ast_parse(source: str, filename: str = "<unknown>", symbol: str = "exec") -> Any:
+            tree = original(source, filename, symbol)
+            if isinstance(tree, ast.Module):
+                recorder.guard("cell analysis", recorder.parsed, tree)
+            return tree
+
+        compiler.ast_parse = ast_parse
+        self._unwatch = lambda: vars(compiler).pop("ast_parse", None)
 
     def _exit(self) -> None:
         try:

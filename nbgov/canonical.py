@@ -52,14 +52,17 @@ def encode(value: Any, *, path: str = "payload") -> bytes:
         raise InvalidPayload(path, str(exc)) from None
 
 
-def encode_plain(value: Any, *, path: str = "payload") -> bytes:
+def encode_plain(value: Any, *, path: str = "payload", skip_none: bool = False) -> bytes:
     """Canonical encoding of a value built only from strings, safe-range integers, booleans,
     None and lists/dicts of those with ASCII keys, skipping :func:`encode`'s safety walk.
 
     orjson's sorted output is RFC 8785 for exactly such values (floats are what it would print
     differently, so plain values must have none; tests check the event types that use this).
     Anything orjson refuses (a lone surrogate, an object) goes to :func:`encode` for its error.
+    ``skip_none`` leaves out a dict's keys whose value is None.
     """
+    if skip_none:
+        value = {k: v for k, v in value.items() if v is not None}
     try:
         return orjson.dumps(value, option=_SORT)
     except (orjson.JSONEncodeError, TypeError):

@@ -32,18 +32,34 @@ _KERNEL_FILE = re.compile(r"kernel-(?P<id>[0-9a-fA-F-]{8,})\.json$")
 def find_notebook(environ: Mapping[str, str], user_ns: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """The notebook's path and how it was found, or (None, None).
 
-    Looked for, in order: ``NBGOV_NOTEBOOK`` (set by nbgov when it runs a notebook, e.g. under
-    papermill), VS Code's ``__vsc_ipynb_file__``, Jupyter's ``JPY_SESSION_NAME``.
+    Looked for, in order: ``NBGOV_NOTEBOOK`` (set by nbgov when it runs a notebook under
+    papermill), VS Code's ``__vsc_ipynb_file__``, Jupyter's ``JPY_SESSION_NAME``, and the input
+    notebook of a ``papermill`` command that started this kernel.
     """
     candidates = (
         (environ.get("NBGOV_NOTEBOOK"), "NBGOV_NOTEBOOK"),
         (user_ns.get("__vsc_ipynb_file__"), "__vsc_ipynb_file__"),
         (environ.get("JPY_SESSION_NAME"), "JPY_SESSION_NAME"),
+        (papermill_input(os.getppid()), "papermill"),
     )
     for value, source in candidates:
         if isinstance(value, str) and value:
             return str(Path(value).expanduser().absolute()) if _looks_like_path(value) else value, source
     return None, None
+
+
+def papermill_input(pid: int) -> str | None:
+    """The input notebook of the ``papermill`` command running as process *pid* (Linux /proc)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+    words = [a.decode(errors="replace") for a in args if a]
+    if not any(os.path.basename(w) == "papermill" or w == "papermill" for w in words[:3]):
+        return None
+    notebooks = [w for w in words if w.endswith(".ipynb")]
+    return os.path.join(cwd, notebooks[0]) if notebooks else None
 
 
 def _looks_like_path(value: str) -> bool:

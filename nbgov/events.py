@@ -161,6 +161,15 @@ class CellExecuted(Event):
     redactions: int = 0
 
 
+def cell_payload(**fields_: Any) -> bytes:
+    """The canonical payload of a :class:`CellExecuted`, built without the dataclass.
+
+    Cell capture runs around every cell, so it skips constructing the event object; the fields
+    must be exactly CellExecuted's (a test holds the two to the same bytes).
+    """
+    return canonical.encode_plain(fields_)
+
+
 @dataclass(frozen=True)
 class _DatasetAccess(Event):
     path: str

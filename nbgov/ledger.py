@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from nbgov import migrations
 from nbgov._version import __version__
-from nbgov.errors import LedgerAccessError, NbgovWarning, NotALedger
-from nbgov.events import Event, LedgerCreated, Session
+from nbgov.errors import LedgerAccessError, NbgovWarning, NotALedger, UnknownEventType
+from nbgov.events import EVENT_TYPES, Event, LedgerCreated, Session
 from nbgov.identity import Actor, resolve_actor
 from nbgov.ingest import IngestReport, ingest_spool, read_cursors, read_rejections
 from nbgov.query import QueryResult, check_read_only, run_statements
@@ -159,14 +159,23 @@ class Ledger:
         Costs microseconds and never opens the database. The event reaches the ledger at the next
         :meth:`ingest` (which every query runs first).
         """
-        if not isinstance(event, Event) or getattr(type(event), "TYPE", None) is None:
-            from nbgov.errors import UnknownEventType
-            from nbgov.events import EVENT_TYPES
-
-            raise UnknownEventType(type(event).__name__, list(EVENT_TYPES))
+        cls = type(event)
+        if EVENT_TYPES.get(getattr(cls, "TYPE", None)) is not cls:  # type: ignore[arg-type]
+            raise UnknownEventType(getattr(cls, "TYPE", cls.__name__), list(EVENT_TYPES))
         if self._writer.segment is None:
             self.ensure_home()
         return self._writer.append(event, session=session)
+
+    def append_encoded(self, event_type: type[Event], payload: bytes, session: bytes | None) -> str:
+        """Append an event of a registered type whose payload the caller encoded canonically.
+
+        The hot path of cell capture; :meth:`append` is the checked way in.
+        """
+        if EVENT_TYPES.get(event_type.TYPE) is not event_type:
+            raise UnknownEventType(event_type.TYPE, list(EVENT_TYPES))
+        if self._writer.segment is None:
+            self.ensure_home()
+        return self._writer.append_encoded(event_type.TYPE, event_type.VERSION, payload, session)
 
     def sync(self) -> None:
         """fsync this process's spool segment (at batch, session and run boundaries)."""

@@ -33,6 +33,7 @@ import types
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 __all__ = ["Binding", "CellFlow", "ProvenanceTracker", "StatementFlow", "analyze_cell", "variable_node"]
@@ -57,11 +58,19 @@ class CellFlow:
 
     statements: tuple[StatementFlow, ...]
 
-    @property
+    @cached_property
     def defines(self) -> frozenset[str]:
         return frozenset().union(*(s.defines for s in self.statements))
 
-    @property
+    @cached_property
+    def sorted_defines(self) -> list[str]:
+        return sorted(self.defines)
+
+    @cached_property
+    def sorted_uses(self) -> list[str]:
+        return sorted(self.uses)
+
+    @cached_property
     def uses(self) -> frozenset[str]:
         """Names read before the cell itself bound them (they come from earlier cells)."""
         seen: set[str] = set()

@@ -20,12 +20,12 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from nbgov import environment
 from nbgov._version import __version__
+from nbgov.canonical import encode_plain
 from nbgov.errors import NbgovError, NbgovWarning
 from nbgov.events import (
     CaptureFailed,
@@ -41,6 +41,7 @@ from nbgov.events import (
     Session,
     SessionEnded,
     SessionStarted,
+    cell_payload,
     format_time,
 )
 from nbgov.fingerprint import FileFingerprinter, Fingerprint, fingerprint_object
@@ -104,20 +105,33 @@ def deactivate(recorder: Recorder) -> None:
             _ACTIVE = None
 
 
-@dataclass
 class _Cell:
-    """The cell running now."""
+    """The cell running now (a plain class: one is made around every cell)."""
 
-    number: int
-    node: str
-    session: Session
-    started_ns: int
-    source: str
-    cell_id: str | None
-    flow: CellFlow | None = None
-    model_name: str | None = None
-    reads: list[str] = field(default_factory=list)
-    pending: list[Callable[[], None]] = field(default_factory=list)
+    __slots__ = ("cell_id", "flow", "model_name", "node", "pending", "reads", "source",
+                 "started_ns", "_base", "_session")
+
+    def __init__(self, node: str, base: Session, source: str, cell_id: str | None,
+                 flow: CellFlow | None) -> None:
+        self.node = node
+        self._base = base
+        self.started_ns = time.time_ns()
+        self.source = source
+        self.cell_id = cell_id
+        self.flow = flow
+        self.model_name: str | None = None
+        self.reads: list[str] = []
+        self.pending: list[Callable[[], None]] = []
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The session envelope of events recorded during this cell (built when first needed)."""
+        if self._session is None:
+            base = self._base
+            self._session = Session(session_id=base.session_id, kernel_id=base.kernel_id,
+                                    notebook=base.notebook, cell_id=self.cell_id, cell_run=self.node)
+        return self._session
 
 
 class Recorder:
@@ -158,11 +172,14 @@ class Recorder:
         self.stopped = False
         self._cell: _Cell | None = None
         self._flows: dict[str, CellFlow] = {}
+        self._sources: dict[tuple[str, int], tuple[str, str, int]] = {}
         self.secrets = SecretMemory()
         self._warned: set[str] = set()
         self._local = threading.local()
         self._flusher = _Flusher(self, flush_interval) if flush_interval > 0 else None
-        self._dirty = threading.Event()
+        # Set by every append, cleared by the flusher: a plain flag (bool writes are atomic under
+        # the GIL), since an Event's lock would cost more than the append around every cell.
+        self.dirty = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -217,7 +234,7 @@ class Recorder:
         if session is None:
             session = self._cell.session if self._cell is not None else self.session
         event_id = self.ledger.append(event, session=session)
-        self._dirty.set()
+        self.dirty = True
         return event_id
 
     @contextlib.contextmanager
@@ -278,21 +295,17 @@ class Recorder:
 
     def begin_cell(self, source: str, *, cell_id: str | None = None) -> None:
         self.cells += 1
-        node = f"cell:{self.session_id}:{self.cells}"
-        session = Session(
-            session_id=self.session_id, kernel_id=self.session.kernel_id,
-            notebook=self.session.notebook, cell_id=cell_id, cell_run=node,
-        )
-        self._cell = _Cell(self.cells, node, session, time.time_ns(), source, cell_id,
-                           flow=self._flow(source))
+        self._cell = _Cell(f"cell:{self.session_id}:{self.cells}", self.session, source, cell_id,
+                           self._flows.get(source))
 
-    def _flow(self, source: str) -> CellFlow | None:
+    def _flow(self, source: str) -> CellFlow:
         """The def-use facts of a cell's source, parsed once per distinct source."""
         flow = self._flows.get(source)
         if flow is None:
+            python = source
             if self.transform is not None and ("%" in source or "!" in source):
-                source = self.transform(source)  # magics and shell escapes become Python
-            flow = _parse(source)
+                python = self.transform(source)  # magics and shell escapes become Python
+            flow = _parse(python)
             if len(self._flows) > 2048:
                 self._flows.clear()
             self._flows[source] = flow
@@ -302,6 +315,15 @@ class Recorder:
         """Use *tree* for the running cell's def-use facts (``%%nbgov train`` runs its body)."""
         if self._cell is not None:
             self._cell.flow = analyze_cell(tree)
+
+    def parsed(self, tree: ast.Module) -> None:
+        """IPython parsed the running cell into *tree*: analyse it, unless this source was seen."""
+        cell = self._cell
+        if cell is not None and cell.flow is None:
+            cell.flow = analyze_cell(tree)
+            if len(self._flows) > 2048:
+                self._flows.clear()
+            self._flows[cell.source] = cell.flow
 
     def set_model_name(self, name: str) -> None:
         """Name the models fitted in the running cell (``%%nbgov train --model NAME``)."""
@@ -313,23 +335,42 @@ class Recorder:
         if cell is None:
             return
         try:
-            flow = cell.flow if cell.flow is not None else CellFlow(())
-            source, redactions = self.secrets.redact(cell.source)
+            flow = cell.flow if cell.flow is not None else self._flow(cell.source)
+            source, digest, redactions = self._redacted_source(cell.source)
             for emit in cell.pending:
                 emit()
             upstream = self.provenance.upstream_cells(flow)
             bindings = self.provenance.record_cell(flow, cell.node, cell.reads, self.namespace)
-            self.append(CellExecuted(
+            payload = cell_payload(
                 node=cell.node, cell_id=cell.cell_id, execution_count=execution_count,
-                source_sha256=hashlib.sha256(source.encode()).hexdigest(), source=source,
+                source_sha256=digest, source=source,
                 started_at=format_time(cell.started_ns),
                 duration_us=(time.time_ns() - cell.started_ns) // 1000, ok=ok,
-                error_type=error_type, uses=sorted(flow.uses), defines=sorted(flow.defines),
+                error_type=error_type, uses=flow.sorted_uses, defines=flow.sorted_defines,
                 inputs=upstream + sorted(set(cell.reads)),
                 bindings=[b.as_dict() for b in bindings] or None, redactions=redactions,
-            ), session=cell.session)
+            )
+            session = cell.session.encoded if cell._session is not None else encode_plain(
+                {"cell_id": cell.cell_id, "cell_run": cell.node, "kernel_id": self.session.kernel_id,
+                 "notebook": self.session.notebook, "session_id": self.session_id},
+                skip_none=True)
+            self.ledger.append_encoded(CellExecuted, payload, session)
+            self.dirty = True
         finally:
             self._cell = None
+
+    def _redacted_source(self, source: str) -> tuple[str, str, int]:
+        """The cell's redacted source, its SHA-256 and the number of redactions (cached: cells
+        are run again and again; the cache is keyed by how many secrets are remembered)."""
+        key = (source, len(self.secrets))
+        found = self._sources.get(key)
+        if found is None:
+            redacted, count = self.secrets.redact(source)
+            found = (redacted, hashlib.sha256(redacted.encode()).hexdigest(), count)
+            if len(self._sources) > 1024:
+                self._sources.clear()
+            self._sources[(source, len(self.secrets))] = found
+        return found
 
     # -- datasets -------------------------------------------------------------------------------
 
@@ -574,14 +615,14 @@ class _Flusher:
     def _run(self) -> None:
         recorder = self._recorder
         while not self._stop.wait(self._interval):
-            if not recorder._dirty.is_set():
+            if not recorder.dirty:
                 continue
-            recorder._dirty.clear()
+            recorder.dirty = False
             try:
                 with recorder.internal():
                     recorder.ledger.ingest()
             except NbgovError:
-                recorder._dirty.set()  # busy or unavailable: the spool keeps it, try again later
+                recorder.dirty = True  # busy or unavailable: the spool keeps it, try again later
 
 
 def _parse(source: str) -> CellFlow:

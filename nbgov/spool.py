@@ -18,6 +18,8 @@ life, which tells ingest when a fully consumed segment can be moved to ``spool/d
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import os
 import re
@@ -27,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 from nbgov.errors import SpoolError
 from nbgov.events import Event, Session, encode_body, format_time
@@ -109,8 +112,19 @@ class SpoolWriter:
         SpoolError
             The operating system refused the write; the event was not recorded.
         """
-        payload = event.encode_payload()
-        session_bytes = None if session is None else session.encoded
+        return self.append_encoded(
+            event.TYPE, event.VERSION, event.encode_payload(),
+            None if session is None else session.encoded,
+        )
+
+    def append_encoded(
+        self, type_name: str, version: int, payload: bytes, session: bytes | None
+    ) -> str:
+        """Append an event whose payload and session are already canonical JSON.
+
+        For callers on a hot path that build a registered type's payload themselves (the cell
+        hook); :meth:`append` is the checked way in.
+        """
         with self._lock:
             if self._fd is None or self._pid != os.getpid():
                 self._open_segment()
@@ -120,10 +134,10 @@ class SpoolWriter:
                 actor=self._actor_bytes,
                 event_id=event_id,
                 payload=payload,
-                session=session_bytes,
+                session=session,
                 time_text=format_time(time.time_ns()),
-                type_name=event.TYPE,
-                version=event.VERSION,
+                type_name=type_name,
+                version=version,
             )
             content = b"%b\t%d\t%b\t%b" % (FORMAT_TAG, n, self._prev, body)
             digest = sha256(content).hexdigest().encode("ascii")
@@ -153,9 +167,7 @@ class SpoolWriter:
     def _write(self, line: bytes) -> None:
         assert self._fd is not None
         try:
-            written = os.write(self._fd, line)
-            while written < len(line):  # a short write on a full disk: finish or fail
-                written += os.write(self._fd, line[written:])
+            write_all(self._fd, line)
             if self._fsync_each:
                 os.fsync(self._fd)
         except OSError as exc:
@@ -192,6 +204,45 @@ class SpoolWriter:
             ) from None
         self._fd, self._pid, self._segment = fd, os.getpid(), segment
         self._n, self._prev = 0, ZERO_HASH
+
+
+def _libc_write() -> Any:
+    """libc's write(2), called without releasing the GIL, or None where that is unavailable."""
+    try:
+        libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the call keeps the GIL
+        function = libc.write
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+    function.restype = ctypes.c_ssize_t
+    return function
+
+
+_WRITE = _libc_write()
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of *data* to *fd*, keeping the GIL.
+
+    A spool line is a few hundred bytes going to the page cache: a microsecond. ``os.write``
+    would release the GIL around it, and in a Jupyter kernel some other thread (IPython's history
+    writer, the kernel's I/O threads) takes it and the cell waits for it to give it back, tens of
+    microseconds on every cell. Where libc's write cannot be reached, ``os.write`` it is.
+    """
+    if _WRITE is None:
+        written = os.write(fd, data)
+        while written < len(data):  # a short write on a full disk: finish or fail
+            written += os.write(fd, data[written:])
+        return
+    remaining = data
+    while remaining:
+        count = _WRITE(fd, remaining, len(remaining))
+        if count < 0:
+            error = ctypes.get_errno()
+            if error == errno.EINTR:
+                continue
+            raise OSError(error, os.strerror(error))
+        remaining = remaining[count:]
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -86,3 +86,20 @@ def test_actor_prefers_jupyterhub_then_configured_then_os() -> None:
     assert resolve_actor({"JUPYTERHUB_USER": "hub", "NBGOV_ACTOR": "svc"}) == Actor("hub", "jupyterhub")
     assert resolve_actor({"NBGOV_ACTOR": "svc"}) == Actor("svc", "configured")
     assert resolve_actor({}).source == "os"
+
+
+def test_the_cell_hooks_fast_encoding_is_the_canonical_one() -> None:
+    from nbgov.events import CellExecuted, cell_payload
+
+    fields = dict(node="cell:s:1", cell_id="c1", execution_count=3, source_sha256="ab" * 32,
+                  source="x = '\u00e9\\n'  # caf\u00e9", started_at="2026-11-28T10:00:00.000001Z",
+                  duration_us=12, ok=False, error_type="KeyError", uses=["a", "b"], defines=["x"],
+                  inputs=["cell:s:0"], bindings=[{"name": "x", "node": "var:s:1:x", "inputs": ["var:s:0:a"]}],
+                  redactions=1)
+    event = CellExecuted(**fields)
+    assert cell_payload(**fields) == event.encode_payload() == rfc8785.dumps(event.payload())
+    session = events.Session(session_id="s", cell_id="c1", cell_run="cell:s:1", notebook="n.ipynb")
+    from nbgov.canonical import encode_plain
+
+    assert encode_plain({"cell_id": "c1", "cell_run": "cell:s:1", "kernel_id": None, "notebook": "n.ipynb",
+                         "session_id": "s"}, skip_none=True) == session.encoded

@@ -127,3 +127,15 @@ def test_two_notebooks_at_once_with_a_reader(tmp_path: Path) -> None:
     assert sorted(per_notebook["n"]) == [40, 40] and per_notebook["ok"].all()
     assert len(ledger.query("SELECT * FROM sessions")) == 2
     assert run_cli("--home", str(home), "verify").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_plain_papermill_run_names_its_input_notebook(tmp_path: Path) -> None:
+    notebook = _notebook(tmp_path / "plain.ipynb", "%load_ext nbgov", "x = 1")
+    home = tmp_path / "ledger"
+    result = subprocess.run(
+        [sys.executable, "-m", "papermill", "plain.ipynb", "out.ipynb", "-k", "python3", "--no-progress-bar"],
+        cwd=tmp_path, capture_output=True, text=True, env=clean_env(NBGOV_HOME=str(home)), timeout=300)
+    assert result.returncode == 0, result.stderr
+    session = Ledger(home).query("SELECT notebook FROM sessions").iloc[0]
+    assert session["notebook"] == str(notebook)

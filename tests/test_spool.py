@@ -129,3 +129,46 @@ def test_a_rehashed_edit_breaks_the_next_link(tmp_path: Path) -> None:
     read = _read_all(path)
     assert read.rejection is not None and read.rejection.line == 2
     assert "does not chain" in read.rejection.reason
+
+
+def test_write_all_writes_everything_and_reports_errors(tmp_path: Path) -> None:
+    import errno
+
+    from nbgov.spool import write_all
+
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    write_all(fd, b"a" * 100_000)
+    write_all(fd, b"tail\n")
+    os.close(fd)
+    assert path.read_bytes() == b"a" * 100_000 + b"tail\n"
+    with pytest.raises(OSError) as closed:
+        write_all(fd, b"x")
+    assert closed.value.errno == errno.EBADF
+    if os.path.exists("/dev/full"):
+        full = os.open("/dev/full", os.O_WRONLY)
+        try:
+            with pytest.raises(OSError) as no_space:
+                write_all(full, b"x")
+            assert no_space.value.errno == errno.ENOSPC
+        finally:
+            os.close(full)
+
+
+def test_a_failed_write_abandons_the_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbgov.spool as spool
+    from nbgov.errors import SpoolError
+
+    writer = _writer(tmp_path)
+    writer.append(SessionEnded(reason="before"))
+    first = writer.segment
+
+    def failing(fd: int, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spool, "write_all", failing)
+    with pytest.raises(SpoolError, match="No space left"):
+        writer.append(SessionEnded(reason="lost"))
+    monkeypatch.undo()
+    writer.append(SessionEnded(reason="after"))
+    assert writer.segment != first  # never appends after a possibly partial line
