@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from nbgov import environment
 from nbgov._version import __version__
 from nbgov.canonical import encode_plain
+from nbgov.datasets import dataset_node, features_of, fingerprint_fields, locate, rows_of, shape_of
 from nbgov.errors import NbgovError, NbgovWarning
 from nbgov.events import (
     CaptureFailed,
@@ -44,7 +45,7 @@ from nbgov.events import (
     cell_payload,
     format_time,
 )
-from nbgov.fingerprint import FileFingerprinter, Fingerprint, fingerprint_object
+from nbgov.fingerprint import FileFingerprinter, fingerprint_object
 from nbgov.identity import hostname
 from nbgov.ledger import Ledger
 from nbgov.lineage import CellFlow, ProvenanceTracker, analyze_cell, variable_node
@@ -375,60 +376,39 @@ class Recorder:
     # -- datasets -------------------------------------------------------------------------------
 
     def dataset_read(self, source: Any, via: str, result: Any = None) -> None:
-        path, fingerprint = self._locate(source)
-        dataset = _dataset_node(path, fingerprint)
+        path, fingerprint = locate(source, self.fingerprints)
+        dataset = dataset_node(path, fingerprint)
         if self._cell is not None:
             self._cell.reads.append(dataset)
-        rows, columns = _shape(result)
+        rows, columns = shape_of(result)
         self.append(DatasetRead(
-            path=path, fingerprint=fingerprint.digest if fingerprint else None,
-            algorithm=fingerprint.algorithm if fingerprint else None,
-            coverage=fingerprint.coverage if fingerprint else "none",
-            size_bytes=fingerprint.size_bytes if fingerprint else None,
-            rows=rows, columns=columns, via=via, node=self._here(), inputs=[dataset],
+            path=path, **fingerprint_fields(fingerprint), rows=rows, columns=columns, via=via,
+            node=self._here(), inputs=[dataset],
         ))
         if result is not None:
             self.provenance.register(result, [dataset])
 
     def dataset_written(self, target: Any, via: str, data: Any = None) -> None:
-        path, fingerprint = self._locate(target)
-        rows, columns = _shape(data)
+        path, fingerprint = locate(target, self.fingerprints)
+        rows, columns = shape_of(data)
         self.append(DatasetWritten(
-            path=path, fingerprint=fingerprint.digest if fingerprint else None,
-            algorithm=fingerprint.algorithm if fingerprint else None,
-            coverage=fingerprint.coverage if fingerprint else "none",
-            size_bytes=fingerprint.size_bytes if fingerprint else None,
-            rows=rows, columns=columns, via=via, node=_dataset_node(path, fingerprint),
+            path=path, **fingerprint_fields(fingerprint), rows=rows, columns=columns, via=via,
+            node=dataset_node(path, fingerprint),
             inputs=self._inputs_of([data]) if data is not None else [self._here()],
         ))
 
     def declare_dataset(self, path: str, **facts: Any) -> str:
         """Record provenance facts about a dataset; returns its lineage node."""
-        located, fingerprint = self._locate(path)
+        located, fingerprint = locate(path, self.fingerprints)
         if fingerprint is None and not os.path.exists(located):
             raise NbgovError(f"no dataset at {located}", hint="give the path of a file or directory")
-        node = _dataset_node(located, fingerprint)
+        node = dataset_node(located, fingerprint)
         self.append(DatasetDeclared(
             path=located, fingerprint=fingerprint.digest if fingerprint else None,
             algorithm=fingerprint.algorithm if fingerprint else None, node=node,
             **{k: v for k, v in facts.items() if v is not None},
         ))
         return node
-
-    def _locate(self, source: Any) -> tuple[str, Fingerprint | None]:
-        """A readable description of a data source and, for local files, its fingerprint."""
-        name = source if isinstance(source, (str, os.PathLike)) else getattr(source, "name", None)
-        if not isinstance(name, (str, os.PathLike)):
-            return f"<{type(source).__name__}>", None
-        text = os.fspath(name)
-        if "://" in text and not text.startswith("file://"):
-            return text, None  # remote: named, not hashed (nbgov never downloads)
-        path = os.path.abspath(text.removeprefix("file://"))
-        if os.path.isdir(path):
-            return path, _fingerprint_directory(path, self.fingerprints)
-        if os.path.isfile(path):
-            return path, self.fingerprints.fingerprint(path)
-        return path, None
 
     def _here(self) -> str:
         return self._cell.node if self._cell is not None else self.node
@@ -444,7 +424,7 @@ class Recorder:
         return FitRecord(
             estimator=estimator, method=method, started_ns=time.time_ns(), data=data,
             inputs=self._inputs_of([v for v in (X, y) if v is not None]),
-            n_samples=_rows(X), features=_features(X),
+            n_samples=rows_of(X), features=features_of(X),
             explicit_name=self._cell.model_name if self._cell is not None else None,
         )
 
@@ -497,7 +477,7 @@ class Recorder:
         x_print = fingerprint_object(X)
         out_print = fingerprint_object(output)
         self.append(PredictionMade(
-            model=ref.name, version=ref.version, method=method, rows=_rows(X),
+            model=ref.name, version=ref.version, method=method, rows=rows_of(X),
             input_fingerprint=x_print.digest or None, output_fingerprint=out_print.digest or None,
             inputs=[ref.node, *self._inputs_of([X])],
         ))
@@ -546,9 +526,9 @@ class Recorder:
         data_print = None
         inputs = [ref.node] if ref else []
         if isinstance(dataset, (str, os.PathLike)):
-            path, fingerprint = self._locate(dataset)
+            path, fingerprint = locate(dataset, self.fingerprints)
             data_print = fingerprint.digest if fingerprint else path
-            inputs.append(_dataset_node(path, fingerprint))
+            inputs.append(dataset_node(path, fingerprint))
         elif dataset is not None:
             data_print = fingerprint_object(dataset).digest or None
             inputs += self._inputs_of([dataset])
@@ -630,63 +610,3 @@ def _parse(source: str) -> CellFlow:
         return analyze_cell(ast.parse(source))
     except (SyntaxError, ValueError):
         return CellFlow(())
-
-
-def _dataset_node(path: str, fingerprint: Fingerprint | None) -> str:
-    if fingerprint is not None and fingerprint.digest:
-        return f"dataset:{fingerprint.digest}"
-    return f"dataset:path:{path}"
-
-
-def _fingerprint_directory(path: str, fingerprints: FileFingerprinter) -> Fingerprint:
-    """A directory (a partitioned dataset): the hash of its files' relative paths and digests."""
-    hasher = hashlib.sha256()
-    total = 0
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            file_print = fingerprints.fingerprint(full)
-            total += file_print.size_bytes or 0
-            hasher.update(f"{os.path.relpath(full, path)}\0{file_print.digest}\n".encode())
-    return Fingerprint("sha256", hasher.hexdigest(), "directory", total)
-
-
-def _rows(data: Any) -> int | None:
-    shape = getattr(data, "shape", None)
-    if isinstance(shape, tuple) and shape and isinstance(shape[0], int):
-        return shape[0]
-    try:
-        return len(data)
-    except TypeError:
-        return None
-
-
-def _features(data: Any) -> list[str] | None:
-    columns = getattr(data, "columns", None)
-    if columns is None:
-        return None
-    try:
-        return [str(c) for c in list(columns)[:1000]]
-    except TypeError:
-        return None
-
-
-def _shape(data: Any) -> tuple[int | None, list[list[str]] | None]:
-    if data is None:
-        return None, None
-    rows = _rows(data)
-    dtypes = getattr(data, "dtypes", None)
-    columns = getattr(data, "columns", None)
-    if dtypes is not None and columns is not None:
-        try:
-            types = list(dtypes) if not isinstance(dtypes, Mapping) else list(dtypes.values())
-            return rows, [[str(c), str(t)] for c, t in zip(list(columns), types)][:1000]
-        except TypeError:
-            pass
-    schema = getattr(data, "schema", None)
-    names = getattr(schema, "names", None)
-    if schema is not None and names is not None:
-        return rows, [[str(n), str(schema.field(n).type)] for n in names][:1000]
-    return rows, None
-

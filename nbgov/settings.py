@@ -35,28 +35,19 @@ def _parse_choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
-def _parse_positive_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("expected a number of seconds")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("expected a number of seconds") from None
-    if not number > 0 or number == float("inf"):
-        raise ValueError("expected a positive number of seconds")
-    return number
+def _parse_seconds(*, allow_zero: bool) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number of seconds")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number of seconds") from None
+        if not (0 <= number if allow_zero else 0 < number) or number == float("inf"):
+            raise ValueError(f"expected {'zero or ' if allow_zero else ''}a positive number of seconds")
+        return number
 
-
-def _parse_non_negative_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("expected a number of seconds")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("expected a number of seconds") from None
-    if not 0 <= number < float("inf"):
-        raise ValueError("expected zero or a positive number of seconds")
-    return number
+    return parse
 
 
 def _parse_positive_int(value: Any) -> int:
@@ -102,14 +93,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "lock_timeout",
-        _parse_positive_float,
+        _parse_seconds(allow_zero=False),
         30.0,
         "Seconds to retry while another process holds the ledger file before failing with "
         "LedgerLocked.",
     ),
     Setting(
         "flush_interval",
-        _parse_non_negative_float,
+        _parse_seconds(allow_zero=True),
         5.0,
         "Seconds between background ingests in a recording kernel (0: only on queries and at "
         "the end of the session).",

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from nbgov.capture.patching import Patches, calling, nested
-from nbgov.recorder import active
+from nbgov.capture.patching import Patches, reporting
 
 __all__ = ["install_dataio"]
 
@@ -59,55 +58,43 @@ def _source(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def reader(original: Callable[..., Any], via: str) -> Callable[..., Any]:
     """Wrap a function whose first argument is the data source and which returns the data."""
 
-    @functools.wraps(original)
-    def read(*args: Any, **kwargs: Any) -> Any:
-        recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
-            return original(*args, **kwargs)
-        with calling():
-            result = original(*args, **kwargs)
-        recorder.guard(via, recorder.dataset_read, _source(args, kwargs), via, result)
-        return result
+    def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        recorder.dataset_read(_source(args, kwargs), via, result)
 
-    return read
+    return reporting(original, via, report)
 
 
 def writer(original: Callable[..., Any], via: str) -> Callable[..., Any]:
     """Wrap ``data.to_x(target, ...)`` or ``write_table(data, target)``: data first, target next."""
 
-    @functools.wraps(original)
-    def write(*args: Any, **kwargs: Any) -> Any:
-        recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
-            return original(*args, **kwargs)
-        with calling():
-            result = original(*args, **kwargs)
+    def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         data, rest = (args[0], args[1:]) if args else (None, ())
         target = _source(rest, kwargs)
         if target is not None and not isinstance(target, bool):
-            recorder.guard(via, recorder.dataset_written, target, via, data)
-        return result
+            recorder.dataset_written(target, via, data)
 
-    return write
+    return reporting(original, via, report)
+
+
+def _bound_reader(original: Callable[..., Any], via: str) -> Callable[..., Any]:
+    """Wrap a connection method ``con.read_csv(source, ...)``."""
+
+    def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        recorder.dataset_read(_source(args[1:], kwargs), via, result)
+
+    return reporting(original, via, report)
 
 
 def _sql_reader(original: Callable[..., Any], via: str, bound: bool) -> Callable[..., Any]:
     """Wrap duckdb.sql/query/execute: record the data files the statement names."""
 
-    @functools.wraps(original)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
-            return original(*args, **kwargs)
-        with calling():
-            result = original(*args, **kwargs)
-        query = (args[1] if bound and len(args) > 1 else args[0] if not bound and args else
-                 kwargs.get("query"))
+    def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        rest = args[1:] if bound else args
+        query = rest[0] if rest else kwargs.get("query")
         if isinstance(query, str) and "'" in query:
-            recorder.guard(via, _record_sql_files, recorder, query, via)
-        return result
+            _record_sql_files(recorder, query, via)
 
-    return run
+    return reporting(original, via, report)
 
 
 def _record_sql_files(recorder: Any, query: str, via: str) -> None:
@@ -181,22 +168,6 @@ def _duckdb(patches: Patches, duckdb: ModuleType) -> None:
         method = getattr(connection, name, None)
         if callable(method) and _settable(connection, name):
             patches.replace(connection, name, _sql_reader(method, f"duckdb.DuckDBPyConnection.{name}", True))
-
-
-def _bound_reader(original: Callable[..., Any], via: str) -> Callable[..., Any]:
-    """Wrap a connection method ``con.read_csv(source, ...)``."""
-
-    @functools.wraps(original)
-    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
-        recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
-            return original(self, *args, **kwargs)
-        with calling():
-            result = original(self, *args, **kwargs)
-        recorder.guard(via, recorder.dataset_read, _source(args, kwargs), via, result)
-        return result
-
-    return read
 
 
 def _settable(cls: type, name: str) -> bool:

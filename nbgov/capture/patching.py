@@ -8,6 +8,7 @@ module's loader), so a library imported in the same cell that uses it is still c
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-__all__ = ["Patches", "calling", "nested"]
+__all__ = ["Patches", "calling", "nested", "reporting"]
 
 _state = threading.local()
 
@@ -36,6 +37,31 @@ def calling() -> Iterator[None]:
         yield
     finally:
         _state.depth -= 1
+
+
+Report = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], None]
+
+
+def reporting(original: Callable[..., Any], hook: str, report: Report) -> Callable[..., Any]:
+    """Wrap *original* so that, after it returns, ``report(recorder, args, kwargs, result)`` runs.
+
+    The wrapper only calls through when no recorder is capturing in this thread, or inside
+    another captured call. *report* runs under the recorder's guard: a failure is recorded, never
+    raised. Exceptions of *original* itself pass through untouched (nothing is reported).
+    """
+    from nbgov.recorder import active
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        recorder = active()
+        if recorder is None or nested() or not recorder.capturing():
+            return original(*args, **kwargs)
+        with calling():
+            result = original(*args, **kwargs)
+        recorder.guard(hook, report, recorder, args, kwargs, result)
+        return result
+
+    return wrapper
 
 
 class Patches:

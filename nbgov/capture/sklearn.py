@@ -17,7 +17,7 @@ from collections.abc import Callable, MutableMapping
 from types import ModuleType
 from typing import Any
 
-from nbgov.capture.patching import Patches, calling, nested
+from nbgov.capture.patching import Patches, calling, nested, reporting
 from nbgov.recorder import active
 
 __all__ = ["METRICS", "install_sklearn"]
@@ -52,52 +52,31 @@ def _fit(original: Callable[..., Any], method: str) -> Callable[..., Any]:
 
 
 def _predict(original: Callable[..., Any], method: str) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def predict(self: Any, *args: Any, **kwargs: Any) -> Any:
-        recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
-            return original(self, *args, **kwargs)
-        with calling():
-            result = original(self, *args, **kwargs)
-        X = args[0] if args else kwargs.get("X")
-        recorder.guard("prediction", recorder.predicted, self, method, X, result)
-        return result
+    def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        X = args[1] if len(args) > 1 else kwargs.get("X")
+        recorder.predicted(args[0], method, X, result)
 
-    return predict
+    return reporting(original, "prediction", report)
 
 
 def _score(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def score(self: Any, *args: Any, **kwargs: Any) -> Any:
-        recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
-            return original(self, *args, **kwargs)
-        with calling():
-            result = original(self, *args, **kwargs)
-        X = args[0] if args else kwargs.get("X")
-        y = args[1] if len(args) > 1 else kwargs.get("y")
-        recorder.guard("evaluation", recorder.scored, self, X, y, result)
-        return result
+    def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        X = args[1] if len(args) > 1 else kwargs.get("X")
+        y = args[2] if len(args) > 2 else kwargs.get("y")
+        recorder.scored(args[0], X, y, result)
 
-    return score
+    return reporting(original, "evaluation", report)
 
 
 def _metric(original: Callable[..., Any], name: str) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def metric(*args: Any, **kwargs: Any) -> Any:
-        recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
-            return original(*args, **kwargs)
-        with calling():
-            result = original(*args, **kwargs)
+    def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         y_true = args[0] if args else kwargs.get("y_true")
         y_pred = args[1] if len(args) > 1 else next(
             (kwargs[k] for k in _PREDICTION_ARGS if k in kwargs), None)
         if y_pred is not None:
-            recorder.guard("evaluation", recorder.metric_computed, name, y_true, y_pred, result)
-        return result
+            recorder.metric_computed(name, y_true, y_pred, result)
 
-    return metric
+    return reporting(original, "evaluation", report)
 
 
 class _EstimatorPatcher:
