@@ -27,7 +27,7 @@ from nbgov import environment
 from nbgov._version import __version__
 from nbgov.canonical import encode_plain
 from nbgov.datasets import dataset_node, features_of, fingerprint_fields, locate, rows_of, shape_of
-from nbgov.errors import NbgovError, NbgovWarning
+from nbgov.errors import LedgerLocked, NbgovError, NbgovWarning
 from nbgov.events import (
     CaptureFailed,
     CellExecuted,
@@ -225,8 +225,17 @@ class Recorder:
             self._flusher.stop()
         if self.started:
             self.append(SessionEnded(reason=reason, cells=self.cells))
-        with self.internal():
-            self.ledger.ingest()
+        self.ledger.sync()  # a session boundary: what was recorded survives a power loss too
+        try:
+            with self.internal():
+                self.ledger.ingest()
+        except LedgerLocked as exc:
+            warnings.warn(
+                f"nbgov: the session's events stay in the spool for now ({exc.message}); the next "
+                "query or `nbgov ingest` moves them into the ledger",
+                NbgovWarning,
+                stacklevel=2,
+            )
 
     # -- plumbing -------------------------------------------------------------------------------
 
