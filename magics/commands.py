@@ -78,6 +78,32 @@ _DATASET.add_argument("--owner")
 _DATASET.add_argument("--contains-pii", metavar="COL,COL")
 _DATASET.add_argument("--description")
 
+_CHECK = _parser("%nbgov check", "Check a model version against the policy.")
+_CHECK.add_argument("model", metavar="NAME[@VERSION]")
+_CHECK.add_argument("--policy", metavar="FILE")
+
+_APPROVE = _parser("%nbgov approve", "Approve a model version as the acting user.")
+_APPROVE.add_argument("model", metavar="NAME[@VERSION]")
+_APPROVE.add_argument("--policy", metavar="FILE")
+_APPROVE.add_argument("--note")
+
+_FAIRNESS = _parser("%nbgov fairness", "Bias test of predictions across groups.")
+_FAIRNESS.add_argument("y_true", metavar="Y_TRUE")
+_FAIRNESS.add_argument("y_pred", metavar="Y_PRED")
+_FAIRNESS.add_argument("--sensitive", required=True, metavar="EXPR")
+_FAIRNESS.add_argument("--model", metavar="NAME[@VERSION]")
+_FAIRNESS.add_argument("--positive-label", metavar="VALUE")
+_FAIRNESS.add_argument("--min-group-size", type=int)
+_FAIRNESS.add_argument("-o", "--output", metavar="NAME")
+
+_DRIFT = _parser("%nbgov drift", "Drift test of current data against a reference.")
+_DRIFT.add_argument("reference", metavar="REFERENCE")
+_DRIFT.add_argument("current", metavar="CURRENT")
+_DRIFT.add_argument("--model", metavar="NAME[@VERSION]")
+_DRIFT.add_argument("--features", metavar="COL,COL")
+_DRIFT.add_argument("--categorical", metavar="COL,COL")
+_DRIFT.add_argument("-o", "--output", metavar="NAME")
+
 _TRAIN = _parser("%%nbgov train", "Run the cell, naming the models it fits.")
 _TRAIN.add_argument("--model", required=True, metavar="NAME")
 
@@ -92,6 +118,11 @@ class NbgovMagics(Magics):
         self.commands: dict[str, Callable[[str], Any]] = {
             "sql": self._sql,
             "dataset": self._dataset,
+            "check": self._check,
+            "approve": self._approve,
+            "fairness": self._fairness,
+            "drift": self._drift,
+            "policy": self._policy,
             "status": self._status,
             "flush": self._flush,
             "help": self._help,
@@ -106,6 +137,11 @@ class NbgovMagics(Magics):
 
             %nbgov sql [-o NAME] [-p NAME=VALUE ...] SELECT ...   read-only SQL over the ledger
             %nbgov dataset PATH [--source S] [--license L] [--owner O] [--contains-pii a,b]
+            %nbgov fairness Y_TRUE Y_PRED --sensitive EXPR [--model M] [--positive-label V] [-o NAME]
+            %nbgov drift REFERENCE CURRENT [--model M] [--features a,b] [--categorical a,b] [-o NAME]
+            %nbgov check NAME[@VERSION]                          policy check; raises if it fails
+            %nbgov approve NAME[@VERSION] [--note TEXT]          approve as the acting user
+            %nbgov policy                                        the policy in force
             %nbgov status                                        what this session recorded
             %nbgov flush                                         ingest pending events now
             %nbgov help
@@ -191,6 +227,84 @@ class NbgovMagics(Magics):
             report = recorder.ledger.ingest()
         print(f"ingested {report.events} events")
         return None
+
+    def _eval(self, expression: str, what: str) -> Any:
+        """A notebook variable or expression (e.g. ``X_test["race"]``) in the user's namespace."""
+        try:
+            return eval(expression, self.shell.user_ns)  # noqa: S307 - the user's own notebook
+        except Exception as exc:
+            raise UsageError(f"{what} {expression!r}: {type(exc).__name__}: {exc}") from None
+
+    def _store(self, name: str | None, value: Any) -> None:
+        if name:
+            if not name.isidentifier():
+                raise UsageError(f"-o {name!r}: not a valid variable name")
+            self.shell.user_ns[name] = value
+
+    def _check(self, line: str) -> Any:
+        from IPython.display import display
+
+        from nbgov.checks import CheckFailed, check_model
+        from nbgov.policy import load_policy
+
+        args = _CHECK.parse_args(_split(line))
+        recorder = self.session.recorder
+        with recorder.internal():
+            report = check_model(recorder.ledger, args.model, load_policy(args.policy))
+        if not report.passed:
+            display(report)
+            raise CheckFailed(report)  # fail closed: a review run under papermill fails here
+        return report
+
+    def _approve(self, line: str) -> Any:
+        from nbgov.approvals import approve
+        from nbgov.policy import load_policy
+
+        args = _APPROVE.parse_args(_split(line))
+        recorder = self.session.recorder
+        with recorder.internal():
+            result = approve(recorder.ledger, args.model, load_policy(args.policy), note=args.note)
+        print(result)
+        return None
+
+    def _fairness(self, line: str) -> Any:
+        from nbgov.evaluations import fairness
+
+        args = _FAIRNESS.parse_args(_split(line))
+        options: dict[str, Any] = {}
+        if args.positive_label is not None:
+            try:
+                options["positive_label"] = json.loads(args.positive_label)
+            except ValueError:
+                options["positive_label"] = args.positive_label
+        if args.min_group_size is not None:
+            options["min_group_size"] = args.min_group_size
+        result = fairness(
+            self._eval(args.y_true, "Y_TRUE"), self._eval(args.y_pred, "Y_PRED"),
+            self._eval(args.sensitive, "--sensitive"), model=args.model, **options)
+        self._store(args.output, result)
+        return result
+
+    def _drift(self, line: str) -> Any:
+        from nbgov.evaluations import drift
+
+        args = _DRIFT.parse_args(_split(line))
+
+        def columns(text: str | None) -> list[str] | None:
+            return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+        result = drift(self._eval(args.reference, "REFERENCE"), self._eval(args.current, "CURRENT"),
+                       model=args.model, features=columns(args.features),
+                       categorical=columns(args.categorical))
+        self._store(args.output, result)
+        return result
+
+    def _policy(self, line: str) -> Any:
+        from nbgov.policy import load_policy
+
+        loaded = load_policy(line.strip() or None)
+        print(f"{loaded.source}\nsha256 {loaded.sha256}")
+        return loaded.policy.as_dict()
 
     def _help(self, line: str) -> Any:
         print(self.nbgov.__doc__)

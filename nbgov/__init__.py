@@ -59,7 +59,10 @@ __all__ = [
     "UnknownEventType",
     "WriteRefused",
     "__version__",
+    "check",
+    "drift",
     "events",
+    "fairness",
     "load_ipython_extension",
     "log_metrics",
     "log_params",
@@ -72,6 +75,8 @@ _LAZY = {
     "Settings": ("nbgov.settings", "Settings"),
     "resolve_settings": ("nbgov.settings", "resolve_settings"),
     "events": ("nbgov.events", None),
+    "fairness": ("nbgov.evaluations", "fairness"),
+    "drift": ("nbgov.evaluations", "drift"),
 }
 
 
@@ -120,6 +125,26 @@ def log_params(params: Mapping[str, Any] | None = None, *, model: Any = None, **
     from nbgov.recorder import current
 
     current().log_params({**(params or {}), **more}, model=model)
+
+
+def check(model: str, *, policy: Any = None) -> Any:
+    """Check a model version (``"name"`` or ``"name@version"``) against the policy; the check is
+    recorded. Returns the :class:`~nbgov.checks.CheckReport` (``.passed``, ``.findings``).
+
+    Examples
+    --------
+    >>> report = nbgov.check("credit_risk@3")  # doctest: +SKIP
+    >>> report.passed  # doctest: +SKIP
+    """
+    from nbgov.checks import check_model
+    from nbgov.policy import LoadedPolicy, load_policy
+    from nbgov.recorder import current
+
+    recorder = current()
+    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    assert loaded is not None  # load_policy raises when no policy is configured
+    with recorder.internal():
+        return check_model(recorder.ledger, model, loaded)
 
 
 def __getattr__(name: str) -> Any:

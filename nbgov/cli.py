@@ -146,25 +146,37 @@ def sql(ctx: click.Context, query: str | None, sql_file: Any, fmt: str, params: 
               help="A head checkpoint from `nbgov checkpoint export`, kept outside the ledger.")
 @click.pass_context
 def verify(ctx: click.Context, against: Path | None) -> None:
-    """Recompute every leaf hash and the chain; exit 0 only if the ledger is intact.
+    """Recompute every leaf hash and the chain, and check every approval's signature against
+    the reviewer's registered key; exit 0 only if all hold.
 
     \b
     Example:
       nbgov checkpoint export head.json      # keep this file somewhere else
       nbgov verify --against head.json
     """
+    from nbgov.approvals import verify_approvals
     from nbgov.verify import read_head_file
 
     head = read_head_file(against) if against else None
     bar = _ProgressBar("verifying")
+    ledger = _ledger(ctx)
     try:
-        report = _ledger(ctx).verify(against=head, progress=bar)
+        report = ledger.verify(against=head, progress=bar)
     finally:
         bar.close()
     if report.ok:
+        signatures = verify_approvals(ledger)
+        bad = [s for s in signatures if not s.valid]
         extra = f", checkpoint at seq {head.seq} holds" if head else ""
         click.echo(f"ok: {report.events} events verified, head seq {report.head_seq} "
                    f"chain {report.head_chain[:16]}{extra}")
+        if signatures:
+            click.echo(f"{len(signatures) - len(bad)} of {len(signatures)} approval signature(s) valid")
+        for item in bad:
+            click.echo(f"FAILED: approval seq {item.seq} of {item.model}@{item.version} by "
+                       f"{item.reviewer}: {item.problem}", err=True)
+        if bad:
+            ctx.exit(1)
         return
     first = report.first_problem
     assert first is not None
@@ -306,6 +318,12 @@ def demo(ctx: click.Context, notebooks: Path) -> None:
     click.echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM lineage_edges\"")
     if not all(run.ok for run in result.runs) or not result.verify.ok:
         ctx.exit(1)
+
+
+from nbgov.cli_governance import COMMANDS as _GOVERNANCE  # noqa: E402
+
+for _command in _GOVERNANCE:
+    cli.add_command(_command)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

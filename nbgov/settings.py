@@ -113,6 +113,13 @@ SETTINGS: tuple[Setting, ...] = (
         "DuckDB row group: larger inserts are written straight to the database file in whole "
         "row groups instead of through the write-ahead log.",
     ),
+    Setting(
+        "key_dir",
+        _parse_path,
+        Path("~/.nbgov/keys"),
+        "Directory holding each user's Ed25519 approval-signing key (created 0700, keys 0600); "
+        "per user, never inside a shared ledger directory.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -129,6 +136,7 @@ class Settings:
     lock_timeout: float
     flush_interval: float
     ingest_batch_events: int
+    key_dir: Path
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     pyproject: Path | None = field(default=None, compare=False)
 

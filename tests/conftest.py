@@ -16,6 +16,8 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     for name in list(os.environ):
         if name.startswith("NBGOV_") or name in ("JUPYTERHUB_USER",):
             monkeypatch.delenv(name)
+    # Signing keys are per user (~/.nbgov/keys by default): keep the tests' keys out of it.
+    monkeypatch.setenv("NBGOV_KEY_DIR", str(tmp_path / "keys"))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

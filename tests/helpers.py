@@ -11,7 +11,9 @@ WORKERS = Path(__file__).parent / "workers"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NBGOV_") and k != "JUPYTERHUB_USER"}
+    # NBGOV_KEY_DIR stays: the tests point it at a temporary directory, never ~/.nbgov/keys.
+    env = {k: v for k, v in os.environ.items()
+           if (not k.startswith("NBGOV_") or k == "NBGOV_KEY_DIR") and k != "JUPYTERHUB_USER"}
     env.update(extra)
     return env
 
