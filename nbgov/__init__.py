@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from nbgov.settings import Settings, resolve_settings
 
 __all__ = [
+    "ApprovalRefused",
+    "CheckFailed",
     "ConfigError",
     "EventError",
     "IngestError",
@@ -59,6 +61,7 @@ __all__ = [
     "UnknownEventType",
     "WriteRefused",
     "__version__",
+    "approve",
     "check",
     "drift",
     "events",
@@ -68,6 +71,8 @@ __all__ = [
     "log_params",
     "resolve_settings",
     "unload_ipython_extension",
+    "version_of",
+    "whoami",
 ]
 
 _LAZY = {
@@ -76,6 +81,8 @@ _LAZY = {
     "resolve_settings": ("nbgov.settings", "resolve_settings"),
     "events": ("nbgov.events", None),
     "fairness": ("nbgov.evaluations", "fairness"),
+    "ApprovalRefused": ("nbgov.approvals", "ApprovalRefused"),
+    "CheckFailed": ("nbgov.checks", "CheckFailed"),
     "drift": ("nbgov.evaluations", "drift"),
 }
 
@@ -127,6 +134,32 @@ def log_params(params: Mapping[str, Any] | None = None, *, model: Any = None, **
     current().log_params({**(params or {}), **more}, model=model)
 
 
+def whoami() -> str:
+    """The identity nbgov stamps on this process's events (JupyterHub user, NBGOV_ACTOR, or the
+    OS login)."""
+    from nbgov.identity import resolve_actor
+
+    return resolve_actor().id
+
+
+def version_of(model: Any) -> str:
+    """``"name@version"`` of a fitted estimator captured in this session.
+
+    Examples
+    --------
+    >>> nbgov.version_of(model)  # doctest: +SKIP
+    'credit_risk@3'
+    """
+    from nbgov.recorder import active
+
+    recorder = active()
+    ref = recorder.models.lookup(model) if recorder is not None else None
+    if ref is None:
+        raise NbgovError(f"{type(model).__name__} object is not a model fitted while nbgov recorded",
+                         hint="fit it after %load_ext nbgov")
+    return f"{ref.name}@{ref.version}"
+
+
 def check(model: str, *, policy: Any = None) -> Any:
     """Check a model version (``"name"`` or ``"name@version"``) against the policy; the check is
     recorded. Returns the :class:`~nbgov.checks.CheckReport` (``.passed``, ``.findings``).
@@ -145,6 +178,24 @@ def check(model: str, *, policy: Any = None) -> Any:
     assert loaded is not None  # load_policy raises when no policy is configured
     with recorder.internal():
         return check_model(recorder.ledger, model, loaded)
+
+
+def approve(model: str, *, note: str | None = None, policy: Any = None) -> Any:
+    """Approve a model version as the acting user; returns the signed
+    :class:`~nbgov.approvals.Approval`.
+
+    Raises :class:`~nbgov.approvals.ApprovalRefused` (after recording the denial) when the
+    reviewer is the version's author, lacks the policy's approver role, or the check fails.
+    """
+    from nbgov.approvals import approve as approve_version
+    from nbgov.policy import LoadedPolicy, load_policy
+    from nbgov.recorder import current
+
+    recorder = current()
+    loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
+    assert loaded is not None  # load_policy raises when no policy is configured
+    with recorder.internal():
+        return approve_version(recorder.ledger, model, loaded, note=note)
 
 
 def __getattr__(name: str) -> Any:

@@ -63,7 +63,7 @@ class Finding:
                 "message": self.message, "remedy": self.remedy}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CheckReport:
     """The findings of one check."""
 
@@ -116,6 +116,9 @@ class CheckReport:
         return "\n".join(lines)
 
     def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
         return self.render()
 
     def _repr_html_(self) -> str:
@@ -219,23 +222,42 @@ def _provenance(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> 
             for fact in ("source", "license", "owner"):
                 if row[fact]:
                     entry[fact] = row[fact]
+    rows = list(zip(datasets["node"], datasets["label"], datasets["derived"]))
+    known_facts = {
+        str(node): {**facts.get(str(label), {}), **facts.get(str(node), {})} for node, label, _ in rows}
+    complete = [str(node) for node, _, _ in rows
+                if all(known_facts[str(node)].get(fact) for fact in required)]
+    # A declaration describes where a dataset came from, so it covers what lies upstream of it
+    # (a file exported from a package's data, then declared, covers that package data).
+    covered_by: dict[str, str] = {}
+    for declared_node in complete:
+        upstream = _frame(ledger, "SELECT node FROM lineage_upstream($n) WHERE kind = 'dataset'",
+                          n=declared_node)
+        for node in upstream["node"]:
+            covered_by.setdefault(str(node), declared_node)
+    labels = {str(node): str(label or node) for node, label, _ in rows}
     findings: list[Finding] = []
-    for node, label, derived in zip(datasets["node"], datasets["label"], datasets["derived"]):
-        label = str(label or node)
-        known = {**facts.get(str(label), {}), **facts.get(str(node), {})}
+    for node, _, derived in rows:
+        label = labels[str(node)]
+        known = known_facts[str(node)]
         missing = [fact for fact in required if not known.get(fact)]
-        if missing and derived:
+        if not missing:
+            facts_text = ", ".join(f"{k} {known[k]!r}" for k in required) or "no facts required"
+            findings.append(Finding("provenance", PASS, label, f"{label}: {facts_text}"))
+        elif str(node) in covered_by:
+            declared_label = labels.get(covered_by[str(node)], covered_by[str(node)])
+            findings.append(Finding(
+                "provenance", PASS, label,
+                f"{label}: covered by the declaration of {declared_label}, which was derived from it"))
+        elif derived:
             # Written by recorded work from other datasets, which are judged in their own right.
             findings.append(Finding("provenance", PASS, label,
                                     f"{label}: derived from recorded datasets (its lineage is its "
                                     "provenance)"))
-        elif missing:
+        else:
             findings.append(Finding(
                 "provenance", FAIL, label, f"{label}: no declared {', '.join(missing)}",
                 f"%nbgov dataset {label} " + " ".join(f"--{m} ..." for m in missing)))
-        else:
-            facts_text = ", ".join(f"{k} {known[k]!r}" for k in required) or "no facts required"
-            findings.append(Finding("provenance", PASS, label, f"{label}: {facts_text}"))
     return findings
 
 
@@ -395,11 +417,13 @@ def _risks(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy, tier: st
 
 
 def _data_access(ledger: Ledger, version: ModelVersion) -> list[Finding]:
+    # Reads, in the session that trained the version, of classified datasets its training data
+    # came from.
     frame = _frame(ledger, """
-        WITH upstream AS (SELECT node FROM lineage_upstream($node))
         SELECT DISTINCT d.actor, d.path, d.classification_at_read, d.violation
         FROM data_access d
-        WHERE d.cell_node IN (SELECT node FROM upstream)
+        WHERE d.dataset_node IN (SELECT node FROM lineage_upstream($node) WHERE kind = 'dataset')
+              AND d.session_id IN (SELECT session_id FROM models WHERE node = $node)
         ORDER BY d.path, d.actor""", node=version.node)
     findings = []
     for actor, path, classification, violation in zip(
@@ -408,11 +432,11 @@ def _data_access(ledger: Ledger, version: ModelVersion) -> list[Finding]:
             findings.append(Finding(
                 "data_access", FAIL, str(path),
                 f"{actor} read {classification} data {path} without a recorded grant",
-                f"a data steward grants access (nbgov data grant {actor} {path}) or the data is "
-                "replaced"))
+                f"a data steward grants access (nbgov data grant {actor} {path}), or the model is "
+                "retrained without it"))
     if not frame.empty and not findings:
         findings.append(Finding("data_access", PASS, version.ref,
-                                "every read of classified training data was granted"))
+                                "every read of classified training data was covered by a grant"))
     return findings
 
 

@@ -311,12 +311,27 @@ def demo(ctx: click.Context, notebooks: Path) -> None:
          "ELSE label END AS label FROM lineage_upstream((SELECT node FROM models ORDER BY seq DESC "
          "LIMIT 1)) WHERE kind IN ('model', 'dataset', 'variable') ORDER BY depth, kind, label")
     show("Its evaluation:", "SELECT metric, round(value, 4) AS value, via FROM metrics "
-         "WHERE model = (SELECT model FROM models ORDER BY seq DESC LIMIT 1) ORDER BY seq")
+         "WHERE (model, version) = (SELECT (model, version) FROM models ORDER BY seq DESC LIMIT 1) "
+         "ORDER BY seq")
+    show("Bias tests, judged against the policy:",
+         "SELECT model, version, attribute, round(demographic_parity_difference, 3) AS dp_difference, "
+         "round(demographic_parity_ratio, 3) AS dp_ratio, round(equalized_odds_difference, 3) "
+         "AS eo_difference, verdict FROM fairness_results ORDER BY seq")
+    show("Approvals (signed; refused attempts are recorded too):",
+         "SELECT model, version, decision, reviewer, reasons FROM approvals ORDER BY seq")
+    show("Model versions and their lifecycle state:",
+         "SELECT model, version, state, author, approvers, tier FROM model_versions "
+         "ORDER BY model, version")
+    from nbgov.approvals import verify_approvals
+
+    signatures = verify_approvals(ledger)
+    click.echo(f"\napproval signatures: {sum(s.valid for s in signatures)} of {len(signatures)} valid")
     verdict = "intact" if result.verify.ok else "NOT intact"
     click.echo(f"\nverify: {result.verify.events} events, hash chain {verdict} "
                f"(head {result.verify.head_chain[:16]})")
     click.echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM lineage_edges\"")
-    if not all(run.ok for run in result.runs) or not result.verify.ok:
+    if not all(run.ok for run in result.runs) or not result.verify.ok or not all(
+            s.valid for s in signatures):
         ctx.exit(1)
 
 

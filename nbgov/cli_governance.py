@@ -22,6 +22,11 @@ def _ledger(ctx: click.Context) -> Any:
     return Ledger(settings=resolve_settings({"home": ctx.find_root().obj["home"]}))
 
 
+def _settle(ledger: Any) -> None:
+    """Move what a command recorded into the ledger before it returns (not left in the spool)."""
+    ledger.ingest()
+
+
 def _policy(path: Path | None) -> Any:
     from nbgov.policy import load_policy
 
@@ -73,7 +78,12 @@ def policy_init(path: Path) -> None:
 @policy.command("validate")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
 def policy_validate(path: Path | None) -> None:
-    """Check a policy file (default: the policy in force); exit 1 naming the key at fault."""
+    """Check a policy file (default: the policy in force); exit 1 naming the key at fault.
+
+    \b
+    Example:
+      nbgov policy validate nbgov-policy.toml
+    """
     loaded = _policy(path)
     click.echo(f"ok: {loaded.short()}")
 
@@ -82,7 +92,12 @@ def policy_validate(path: Path | None) -> None:
 @_POLICY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the effective policy as JSON.")
 def policy_show(policy_path: Path | None, as_json: bool) -> None:
-    """Print the effective policy (defaults filled in), its source and SHA-256."""
+    """Print the effective policy (defaults filled in), its source and SHA-256.
+
+    \b
+    Example:
+      nbgov policy show --json
+    """
     loaded = _policy(policy_path)
     if as_json:
         click.echo(json.dumps({"source": loaded.source, "sha256": loaded.sha256,
@@ -112,7 +127,9 @@ def check(ctx: click.Context, model: str, policy_path: Path | None, as_json: boo
     """
     from nbgov.checks import check_model
 
-    report = check_model(_ledger(ctx), model, _policy(policy_path))
+    ledger = _ledger(ctx)
+    report = check_model(ledger, model, _policy(policy_path))
+    _settle(ledger)
     click.echo(json.dumps(report.as_dict(), indent=1) if as_json else report.render())
     if not report.passed:
         ctx.exit(1)
@@ -136,11 +153,14 @@ def approve(ctx: click.Context, model: str, policy_path: Path | None, note: str 
     from nbgov.approvals import ApprovalRefused
     from nbgov.approvals import approve as approve_model
 
+    ledger = _ledger(ctx)
     try:
-        result = approve_model(_ledger(ctx), model, _policy(policy_path), note=note)
+        result = approve_model(ledger, model, _policy(policy_path), note=note)
     except ApprovalRefused as exc:
+        _settle(ledger)
         click.echo(exc.check.render(), err=True)
         raise
+    _settle(ledger)
     click.echo(str(result))
 
 
@@ -149,10 +169,17 @@ def approve(ctx: click.Context, model: str, policy_path: Path | None, note: str 
 @click.option("--reason", required=True, help="Why it is retired.")
 @click.pass_context
 def retire(ctx: click.Context, model: str, reason: str) -> None:
-    """Retire MODEL (NAME@VERSION): it can no longer be approved."""
+    """Retire MODEL (NAME@VERSION): it can no longer be approved.
+
+    \b
+    Example:
+      nbgov retire credit_risk@2 --reason "replaced by credit_risk@3"
+    """
     from nbgov.registry import retire as retire_model
 
-    retire_model(_ledger(ctx), model, reason=reason)
+    ledger = _ledger(ctx)
+    retire_model(ledger, model, reason=reason)
+    _settle(ledger)
     click.echo(f"retired {model}")
 
 
@@ -179,7 +206,9 @@ def role_grant(ctx: click.Context, user: str, role_name: str, reason: str | None
     """
     from nbgov.registry import grant_role
 
-    event = grant_role(_ledger(ctx), user, role_name, reason=reason)
+    ledger = _ledger(ctx)
+    event = grant_role(ledger, user, role_name, reason=reason)
+    _settle(ledger)
     click.echo(f"{user} already holds {role_name}" if event is None else f"granted {role_name} to {user}")
 
 
@@ -189,17 +218,29 @@ def role_grant(ctx: click.Context, user: str, role_name: str, reason: str | None
 @click.option("--reason", default=None)
 @click.pass_context
 def role_revoke(ctx: click.Context, user: str, role_name: str, reason: str | None) -> None:
-    """Revoke ROLE from USER (admins only)."""
+    """Revoke ROLE from USER (admins only, never their own).
+
+    \b
+    Example:
+      nbgov role revoke rita approver --reason "left the team"
+    """
     from nbgov.registry import revoke_role
 
-    revoke_role(_ledger(ctx), user, role_name, reason=reason)
+    ledger = _ledger(ctx)
+    revoke_role(ledger, user, role_name, reason=reason)
+    _settle(ledger)
     click.echo(f"revoked {role_name} from {user}")
 
 
 @role.command("list")
 @click.pass_context
 def role_list(ctx: click.Context) -> None:
-    """Who holds which role now."""
+    """Who holds which role now.
+
+    \b
+    Example:
+      nbgov role list
+    """
     click.echo(_table(_ledger(ctx), "SELECT subject, role, granted_by, granted_at FROM roles "
                                     "ORDER BY role, subject"))
 
@@ -232,8 +273,10 @@ def vendor_register(ctx: click.Context, name: str, service: str, certs: tuple[st
     """
     from nbgov.vendors import register_vendor
 
-    register_vendor(_ledger(ctx), name, service=service, certifications=certs, evidence=evidence,
+    ledger = _ledger(ctx)
+    register_vendor(ledger, name, service=service, certifications=certs, evidence=evidence,
                     contact=contact)
+    _settle(ledger)
     click.echo(f"registered vendor {name} ({len(certs)} attestation(s))")
 
 
@@ -243,19 +286,31 @@ def vendor_register(ctx: click.Context, name: str, service: str, certs: tuple[st
 @click.option("--purpose", default=None)
 @click.pass_context
 def vendor_link(ctx: click.Context, name: str, model: str, purpose: str | None) -> None:
-    """Record that MODEL (NAME for every version, or NAME@VERSION) depends on vendor NAME."""
+    """Record that MODEL (NAME for every version, or NAME@VERSION) depends on vendor NAME.
+
+    \b
+    Example:
+      nbgov vendor link Acme credit_risk --purpose "bureau score feature"
+    """
     from nbgov.registry import parse_model_spec
     from nbgov.vendors import link_vendor
 
     model_name, version = parse_model_spec(model)
-    link_vendor(_ledger(ctx), name, model_name, version=version, purpose=purpose)
+    ledger = _ledger(ctx)
+    link_vendor(ledger, name, model_name, version=version, purpose=purpose)
+    _settle(ledger)
     click.echo(f"linked {model} to vendor {name}")
 
 
 @vendor.command("list")
 @click.pass_context
 def vendor_list(ctx: click.Context) -> None:
-    """Registered vendors and their attestations."""
+    """Registered vendors and their attestations.
+
+    \b
+    Example:
+      nbgov vendor list
+    """
     click.echo(_table(_ledger(ctx), """
         SELECT c.vendor, v.service, c.certification, c.period_end, left(v.evidence_fingerprint, 16)
                AS evidence, v.updated_at
@@ -293,7 +348,9 @@ def risk_add(ctx: click.Context, /, model: str, **fields: Any) -> None:
     """
     from nbgov.risks import record_risk
 
-    record_risk(_ledger(ctx), model, **fields)
+    ledger = _ledger(ctx)
+    record_risk(ledger, model, **fields)
+    _settle(ledger)
     click.echo(f"recorded {fields['risk_id'] or fields['category']} risk for {model}")
 
 
@@ -303,10 +360,17 @@ def risk_add(ctx: click.Context, /, model: str, **fields: Any) -> None:
 @click.option("--reason", default=None)
 @click.pass_context
 def risk_tier(ctx: click.Context, model: str, tier: str, reason: str | None) -> None:
-    """Set MODEL's risk tier (decides approvals, review cadence and required risk categories)."""
+    """Set MODEL's risk tier (decides approvals, review cadence and required risk categories).
+
+    \b
+    Example:
+      nbgov risk tier credit_risk high --reason "automated credit decisions"
+    """
     from nbgov.risks import set_tier
 
-    set_tier(_ledger(ctx), model, tier, reason=reason)
+    ledger = _ledger(ctx)
+    set_tier(ledger, model, tier, reason=reason)
+    _settle(ledger)
     click.echo(f"{model} is {tier} risk")
 
 
@@ -314,7 +378,12 @@ def risk_tier(ctx: click.Context, model: str, tier: str, reason: str | None) -> 
 @click.argument("model", required=False)
 @click.pass_context
 def risk_list(ctx: click.Context, model: str | None) -> None:
-    """The current risk register (of MODEL, or of every model)."""
+    """The current risk register (of MODEL, or of every model).
+
+    \b
+    Example:
+      nbgov risk list credit_risk
+    """
     click.echo(_table(_ledger(ctx), """
         SELECT r.model, t.tier, r.risk_id, r.category, r.likelihood, r.impact, r.treatment, r.owner,
                r.next_review, r.status
@@ -336,10 +405,17 @@ def data() -> None:
 @click.option("--reason", default=None)
 @click.pass_context
 def data_classify(ctx: click.Context, path: Path, classification: str, reason: str | None) -> None:
-    """Classify the dataset at PATH (data stewards and admins)."""
+    """Classify the dataset at PATH (data stewards and admins).
+
+    \b
+    Example:
+      nbgov data classify data/applicants.parquet restricted --reason "contains SSNs"
+    """
     from nbgov.access import classify
 
-    classify(_ledger(ctx), path, classification, reason=reason)
+    ledger = _ledger(ctx)
+    classify(ledger, path, classification, reason=reason)
+    _settle(ledger)
     click.echo(f"{path} is {classification}")
 
 
@@ -350,10 +426,17 @@ def data_classify(ctx: click.Context, path: Path, classification: str, reason: s
 @click.option("--reason", default=None)
 @click.pass_context
 def data_grant(ctx: click.Context, user: str, path: Path, expires: str | None, reason: str | None) -> None:
-    """Let USER read the classified dataset at PATH (data stewards and admins)."""
+    """Let USER read the classified dataset at PATH (data stewards and admins).
+
+    \b
+    Example:
+      nbgov data grant ana data/applicants.parquet --expires 2027-03-31 --reason "model rebuild"
+    """
     from nbgov.access import grant_access
 
-    grant_access(_ledger(ctx), user, path, expires=expires, reason=reason)
+    ledger = _ledger(ctx)
+    grant_access(ledger, user, path, expires=expires, reason=reason)
+    _settle(ledger)
     click.echo(f"granted {user} access to {path}" + (f" until {expires}" if expires else ""))
 
 
@@ -363,10 +446,17 @@ def data_grant(ctx: click.Context, user: str, path: Path, expires: str | None, r
 @click.option("--reason", default=None)
 @click.pass_context
 def data_revoke(ctx: click.Context, user: str, path: Path, reason: str | None) -> None:
-    """Withdraw USER's access to the dataset at PATH."""
+    """Withdraw USER's access to the dataset at PATH (data stewards and admins).
+
+    \b
+    Example:
+      nbgov data revoke ana data/applicants.parquet
+    """
     from nbgov.access import revoke_access
 
-    revoke_access(_ledger(ctx), user, path, reason=reason)
+    ledger = _ledger(ctx)
+    revoke_access(ledger, user, path, reason=reason)
+    _settle(ledger)
     click.echo(f"revoked {user}'s access to {path}")
 
 
@@ -376,7 +466,12 @@ def data_revoke(ctx: click.Context, user: str, path: Path, reason: str | None) -
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
 @click.pass_context
 def data_report(ctx: click.Context, since: str | None, violations: bool, fmt: str) -> None:
-    """Who read which classified dataset when, and whether they held a grant."""
+    """Who read which classified dataset when, and whether they held a grant.
+
+    \b
+    Example:
+      nbgov data report --since 2026-10-01 --violations
+    """
     from nbgov.access import access_report
 
     frame = access_report(_ledger(ctx), since=since, violations_only=violations)

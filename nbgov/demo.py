@@ -1,8 +1,9 @@
 """The main job: run the example notebooks end to end and show what the ledger learned.
 
 Each notebook in ``example_notebooks/`` runs in a fresh kernel under papermill with nbgov loaded,
-recording into the ledger (the embedded default, ``./.nbgov``, unless told otherwise); then the
-ledger answers what was trained, on what, and whether its records are intact.
+recording into the ledger (the embedded default, ``./.nbgov``, unless told otherwise), under the
+policy the examples ship (``example_notebooks/nbgov-policy.toml``); then the ledger answers what
+was trained, on what, how it was governed, and whether its records are intact.
 """
 
 from __future__ import annotations
@@ -40,10 +41,19 @@ def run_demo(
             hint="run `nbgov demo` from the nbgov checkout, or give --notebooks DIR",
         )
     ledger = Ledger.init(home)
+    environment = {
+        # The demo's people (a reviewer, an admin, a data steward) sign with throwaway keys kept
+        # with the demo's files; real users keep theirs in their own key_dir.
+        "NBGOV_KEY_DIR": str((ledger.home / "demo" / "keys").resolve()),
+    }
+    policy = notebooks / "nbgov-policy.toml"
+    if policy.is_file():
+        environment["NBGOV_POLICY"] = str(policy.resolve())
     runs = []
     for path in paths:
         announce(f"running {path.name} ...")
-        run = execute_notebook(path, home=ledger.home, cwd=ledger.home / "demo")
+        run = execute_notebook(path, home=ledger.home, cwd=ledger.home / "demo",
+                               environment=environment)
         announce(f"  {'ok' if run.ok else 'FAILED: ' + str(run.error)} in {run.seconds:.1f}s "
                  f"(executed copy: {run.output})")
         runs.append(run)

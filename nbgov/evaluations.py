@@ -44,7 +44,7 @@ class EvaluationError(NbgovError):
     """The inputs of a bias or drift test are not usable (says which and why)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Evaluation:
     """A recorded, judged bias or drift test.
 
@@ -85,6 +85,9 @@ class Evaluation:
 
     def __str__(self) -> str:
         return "\n".join(self.summary())
+
+    def __repr__(self) -> str:
+        return "\n".join([*self.summary(), self.table().to_string(index=False)])
 
     def _repr_html_(self) -> str:
         lines = self.summary()

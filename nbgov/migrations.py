@@ -355,40 +355,45 @@ _GOVERNANCE_VIEWS = (
        GROUP BY ALL HAVING arg_max(type, seq) = 'data_access_granted'""",
     # Every read of a classified dataset (matched by path, or by the content fingerprint recorded
     # when it was classified, so a copy stays classified), with the classification in force at
-    # the time of the read and whether the reader held a grant then.
+    # the time of the read and whether the reader held a grant then. "When" is event time: the
+    # ledger's seq orders ingestion, and events of different processes can be ingested in any
+    # order.
     """CREATE OR REPLACE VIEW data_access AS
        WITH cls AS (
-         SELECT seq, payload->>'path' AS cpath, payload->>'fingerprint' AS cfp,
+         SELECT seq, event_time, payload->>'path' AS cpath, payload->>'fingerprint' AS cfp,
                 payload->>'classification' AS classification
          FROM events WHERE type = 'dataset_classified'),
        reads AS (
          SELECT seq, event_time, actor, payload->>'path' AS path, payload->>'fingerprint' AS fingerprint,
                 payload->>'via' AS via, session->>'notebook' AS notebook,
-                session->>'session_id' AS session_id, payload->>'node' AS cell_node
+                session->>'session_id' AS session_id, payload->>'node' AS cell_node,
+                payload->'inputs'->>0 AS dataset_node
          FROM events WHERE type = 'dataset_read'),
        matched AS (
          SELECT r.seq AS rseq, c.cpath,
-                arg_max(c.classification, c.seq) AS current_class,
-                arg_max(c.classification, c.seq) FILTER (WHERE c.seq < r.seq) AS class_at_read
+                arg_max(c.classification, (c.event_time, c.seq)) AS current_class,
+                arg_max(c.classification, (c.event_time, c.seq))
+                  FILTER (WHERE c.event_time <= r.event_time) AS class_at_read
          FROM reads r JOIN cls c ON c.cpath = r.path OR (c.cfp IS NOT NULL AND c.cfp = r.fingerprint)
          GROUP BY ALL),
        access AS (
-         SELECT seq, payload->>'subject' AS subject, payload->>'path' AS gpath, type,
+         SELECT seq, event_time, payload->>'subject' AS subject, payload->>'path' AS gpath, type,
                 TRY_CAST(payload->>'expires' AS DATE) AS expires
          FROM events WHERE type IN ('data_access_granted', 'data_access_revoked')),
        judged AS (
          SELECT m.rseq, m.cpath, m.current_class, m.class_at_read,
                 coalesce((SELECT arg_max(a.type = 'data_access_granted'
-                                         AND (a.expires IS NULL OR r.event_time::DATE <= a.expires), a.seq)
+                                         AND (a.expires IS NULL OR r.event_time::DATE <= a.expires),
+                                         (a.event_time, a.seq))
                           FROM access a
-                          WHERE a.subject = r.actor AND a.gpath = m.cpath AND a.seq < r.seq), false)
-                  AS granted
+                          WHERE a.subject = r.actor AND a.gpath = m.cpath
+                                AND a.event_time <= r.event_time), false) AS granted
          FROM matched m JOIN reads r ON r.seq = m.rseq)
        SELECT r.seq, r.event_time AS read_at, r.actor, r.path, r.fingerprint, j.cpath AS classified_path,
               j.current_class AS classification, j.class_at_read AS classification_at_read, j.granted,
               (j.class_at_read IS NOT NULL AND list_contains(""" + _GRANT_REQUIRED + """, j.class_at_read)
                 AND NOT j.granted) AS violation,
-              r.via, r.notebook, r.session_id, r.cell_node
+              r.via, r.notebook, r.session_id, r.cell_node, r.dataset_node
        FROM judged j JOIN reads r ON r.seq = j.rseq""",
     # One row per attribute (and intersection) of each bias test.
     """CREATE OR REPLACE VIEW fairness_results AS

@@ -53,8 +53,12 @@ def execute_notebook(
     parameters: Mapping[str, Any] | None = None,
     timeout: float | None = 600,
     progress: bool = False,
+    environment: Mapping[str, str] | None = None,
 ) -> NotebookRun:
-    """Execute *notebook* in a fresh kernel, recording into the ledger at *home*."""
+    """Execute *notebook* in a fresh kernel, recording into the ledger at *home*.
+
+    *environment* adds variables for the kernel (and the commands it runs).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -71,7 +75,8 @@ def execute_notebook(
     cwd.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     error = None
-    with _environment({"NBGOV_HOME": str(home.resolve()), "NBGOV_NOTEBOOK": str(notebook)}):
+    variables = {**(environment or {}), "NBGOV_HOME": str(home.resolve()), "NBGOV_NOTEBOOK": str(notebook)}
+    with _environment(variables):
         try:
             papermill.execute_notebook(
                 str(notebook), str(output), parameters=dict(parameters or {}), cwd=str(cwd),

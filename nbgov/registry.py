@@ -173,6 +173,8 @@ def grant_role(ledger: Ledger, subject: str, role: str, *, reason: str | None = 
                 f"this ledger has no roles yet: the first grant must be {ADMIN!r}",
                 hint=f"nbgov role grant {actor} {ADMIN}",
             )
+    elif holds_role(ledger, subject, role):
+        return None
     else:
         if not holds_role(ledger, actor, ADMIN):
             raise PermissionDenied(
@@ -183,8 +185,6 @@ def grant_role(ledger: Ledger, subject: str, role: str, *, reason: str | None = 
             raise PermissionDenied(
                 f"{actor!r} cannot grant a role to themselves (segregation of duties)",
                 hint="ask another admin")
-        if holds_role(ledger, subject, role):
-            return None
     return ledger.append(RoleGranted(subject=subject, role=role, reason=reason, bootstrap=bootstrap))
 
 
