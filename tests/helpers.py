@@ -62,3 +62,94 @@ def sample_ledger(home: Path) -> Path:
     ledger.ingest()
     ledger.close()
     return home
+
+
+# --- governance fixtures -----------------------------------------------------------------------
+
+#: A policy for governance tests: low default tier (no risk register needed unless a test sets a
+#: tier), a bias test over "race" required, roc_auc at least 0.7.
+TEST_POLICY = """\
+default_tier = "low"
+[fairness]
+sensitive_features = ["race"]
+max_demographic_parity_difference = 0.1
+min_demographic_parity_ratio = 0.8
+max_equalized_odds_difference = 0.2
+[metrics]
+minimum = { roc_auc = 0.7 }
+[tiers.high]
+review_every_days = 30
+risk_categories = ["bias", "drift", "unauthorized_data_access", "vendor", "misuse"]
+approvals = 2
+[tiers.medium]
+review_every_days = 90
+risk_categories = ["bias", "drift"]
+[tiers.low]
+review_every_days = 365
+"""
+
+
+def as_user(home: Path, who: str):  # type: ignore[no-untyped-def]
+    """The ledger at *home*, acting as *who*."""
+    from nbgov.identity import Actor
+    from nbgov.ledger import Ledger
+
+    return Ledger(home, actor=Actor(who, "configured"))
+
+
+def write_policy(directory: Path, text: str = TEST_POLICY):  # type: ignore[no-untyped-def]
+    from nbgov.policy import load_policy
+
+    path = directory / "nbgov-policy.toml"
+    path.write_text(text)
+    return load_policy(path)
+
+
+def train_version(home: Path, data: Path, *, author: str = "ana", model: str = "credit", version: int = 1,
+                  roc_auc: float = 0.9, declare: bool = True, session: str = "s1") -> str:
+    """Record, as *author*, a model version trained on the file *data* (read, declared, fitted,
+    evaluated); return ``model@version``."""
+    from nbgov import events
+    from nbgov.fingerprint import fingerprint_file
+
+    ledger = as_user(home, author)
+    print_ = fingerprint_file(data)
+    node = f"dataset:{print_.digest}"
+    cell = f"cell:{session}:{version}"
+    ledger.append(events.DatasetRead(path=str(data), fingerprint=print_.digest, algorithm="blake3",
+                                     coverage="file", node=cell, inputs=[node]),
+                  session=events.Session(session_id=session, cell_run=cell))
+    if declare:
+        ledger.append(events.DatasetDeclared(path=str(data), fingerprint=print_.digest, algorithm="blake3",
+                                             node=node, source="bank core system", license="internal",
+                                             owner="credit-data"))
+    ledger.append(events.ModelFitted(node=f"model:{model}@{version}", model=model, version=version,
+                                     estimator="sklearn.linear_model.LogisticRegression", params={},
+                                     model_fingerprint="f" * 64, inputs=[node]),
+                  session=events.Session(session_id=session, cell_run=cell))
+    ledger.append(events.MetricsLogged(metrics={"roc_auc": roc_auc}, model=model, version=version))
+    ledger.ingest()
+    return f"{model}@{version}"
+
+
+def bias_test(home: Path, ref: str, *, gap: bool, author: str = "ana", policy=None):  # type: ignore[no-untyped-def]
+    """Record a bias test of *ref* over "race": 60/100 vs 40/100 selected (*gap*) or 50 vs 50."""
+    import pandas as pd
+
+    from nbgov.evaluations import fairness
+    from nbgov.recorder import Recorder, activate, deactivate
+
+    race = pd.Series(["a"] * 100 + ["b"] * 100, name="race")
+    y_true = [1, 0] * 100
+    if gap:
+        y_pred = [1] * 60 + [0] * 40 + [1] * 40 + [0] * 60
+    else:
+        y_pred = list(y_true)
+    recorder = Recorder(as_user(home, author), flush_interval=0)
+    activate(recorder)
+    try:
+        result = fairness(y_true, y_pred, race, model=ref, policy=policy)
+    finally:
+        deactivate(recorder)
+    recorder.ledger.ingest()
+    return result

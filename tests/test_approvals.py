@@ -1,0 +1,224 @@
+"""Model lifecycle and approvals: segregation of duties, roles, policy gates, signatures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from helpers import as_user, bias_test, run_cli, train_version, write_policy
+from nbgov import events
+from nbgov.approvals import ApprovalRefused, approve, verify_approvals
+from nbgov.errors import NbgovError
+from nbgov.ledger import Ledger
+from nbgov.registry import PermissionDenied, UnknownModel, grant_role, retire, revoke_role
+
+
+@pytest.fixture
+def governed(tmp_path: Path, home: Path):  # type: ignore[no-untyped-def]
+    """A ledger with roles (ines admin, rita and omar approvers) and credit@1 trained by ana,
+    with a passing bias test; returns (home, policy)."""
+    Ledger.init(home)
+    policy = write_policy(tmp_path)
+    data = tmp_path / "loans.csv"
+    data.write_text("income,default\n1,0\n2,1\n")
+    ref = train_version(home, data)
+    bias_test(home, ref, gap=False, policy=policy)
+    admin = as_user(home, "ines")
+    grant_role(admin, "ines", "admin")
+    grant_role(admin, "rita", "approver")
+    grant_role(admin, "omar", "approver")
+    return home, policy
+
+
+def _approvals(home: Path) -> list[tuple[str, str, list[str] | None]]:
+    frame = Ledger(home).query("SELECT decision, reviewer, reasons FROM approvals ORDER BY seq")
+    return [(d, r, list(x) if x is not None else None) for d, r, x in frame.itertuples(index=False)]
+
+
+def _state(home: Path, version: int = 1) -> str:
+    frame = Ledger(home).query("SELECT state FROM model_versions WHERE model = 'credit' AND version = $v",
+                               {"v": version})
+    return str(frame["state"].iloc[0])
+
+
+def test_self_approval_is_refused_and_recorded(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    grant_role(as_user(home, "ines"), "ana", "approver")  # even with the role
+    with pytest.raises(ApprovalRefused) as info:
+        approve(as_user(home, "ana"), "credit@1", policy)
+    assert info.value.reasons == ["self_approval"]
+    assert "segregation of duties" in info.value.message
+    assert _approvals(home) == [("denied", "ana", ["self_approval"])]
+    denied = Ledger(home).query("SELECT event_id FROM events WHERE type = 'approval_denied'")
+    assert list(denied["event_id"]) == [info.value.event_id]
+    assert _state(home) == "validated"  # the check passed; only the approval was refused
+
+
+def test_approval_without_the_role_is_refused_and_recorded(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    with pytest.raises(ApprovalRefused) as info:
+        approve(as_user(home, "sam"), "credit@1", policy)
+    assert info.value.reasons == ["missing_role"]
+    assert _approvals(home) == [("denied", "sam", ["missing_role"])]
+    revoke_role(as_user(home, "ines"), "rita", "approver", reason="moved team")
+    with pytest.raises(ApprovalRefused, match="does not hold the 'approver' role"):
+        approve(as_user(home, "rita"), "credit@1", policy)
+
+
+def test_a_failing_policy_check_blocks_approval(governed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    data = tmp_path / "loans.csv"
+    ref = train_version(home, data, version=2, roc_auc=0.6)  # below the minimum, and no bias test
+    with pytest.raises(ApprovalRefused) as info:
+        approve(as_user(home, "rita"), ref, policy)
+    assert info.value.reasons == ["policy_check_failed"]
+    codes = {f.code for f in info.value.check.failures}
+    assert codes == {"metrics", "fairness"}
+    assert _state(home, 2) == "trained"
+    # the check made for the attempt is recorded as evidence of the denial
+    evidence = Ledger(home).query(
+        "SELECT a.evidence, p.verdict, p.purpose FROM approvals a JOIN policy_evaluations p "
+        "ON p.event_id = a.evidence WHERE a.decision = 'denied'")
+    assert list(evidence.itertuples(index=False, name=None)) == [(info.value.check.event_id, "fail", "approval")]
+
+
+def test_a_reviewer_approves_with_a_verifiable_signature(governed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    result = approve(as_user(home, "rita"), "credit@1", policy, note="looks right")
+    assert result.approved and (result.approvals, result.required) == (1, 1)
+    assert _state(home) == "approved"
+    transitions = Ledger(home).query("SELECT from_state, to_state, actor FROM model_transitions ORDER BY seq")
+    assert list(transitions.itertuples(index=False, name=None)) == [
+        ("trained", "validated", "rita"), ("validated", "approved", "rita")]
+    checks = verify_approvals(Ledger(home))
+    assert [(c.reviewer, c.valid) for c in checks] == [("rita", True)]
+    keys = Ledger(home).query("SELECT actor, key_id FROM signing_keys")
+    assert list(keys.itertuples(index=False, name=None)) == [("rita", result.key_id)]
+    key_dir = Path(os.environ["NBGOV_KEY_DIR"])
+    assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700
+    (key_file,) = key_dir.iterdir()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    statement = json.loads(Ledger(home).query("SELECT statement FROM approvals")["statement"].iloc[0])
+    assert statement["reviewer"] == "rita" and statement["note"] == "looks right"
+    assert statement["policy_sha256"] == policy.sha256
+    assert statement["check_digest"] == result.check.digest
+
+
+def test_required_approvals_come_from_distinct_reviewers(governed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home, _ = governed
+    # high tier: two approvals, and the risk register must cover every category
+    text = (tmp_path / "nbgov-policy.toml").read_text().replace('risk_categories = ["bias", "drift", '
+                                                              '"unauthorized_data_access", "vendor", "misuse"]', "")
+    policy = write_policy(tmp_path, text)
+    from nbgov.risks import set_tier
+
+    set_tier(as_user(home, "ana"), "credit", "high")
+    first = approve(as_user(home, "rita"), "credit@1", policy)
+    assert (first.approvals, first.required, first.approved) == (1, 2, False)
+    assert _state(home) == "validated"
+    with pytest.raises(ApprovalRefused) as again:
+        approve(as_user(home, "rita"), "credit@1", policy)
+    assert again.value.reasons == ["already_approved_by_reviewer"]
+    second = approve(as_user(home, "omar"), "credit@1", policy)
+    assert second.approved and _state(home) == "approved"
+    assert all(c.valid for c in verify_approvals(Ledger(home)))
+
+
+def test_tampered_and_forged_signatures_fail_verification(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    approve(as_user(home, "rita"), "credit@1", policy)
+    genuine = json.loads(Ledger(home).query(
+        "SELECT payload FROM events WHERE type = 'approval_granted'")["payload"].iloc[0])
+
+    def forge(who: str, **changes: object) -> None:
+        payload = {**genuine, **changes}
+        ledger = as_user(home, who)
+        ledger.append(events.ApprovalGranted(**payload))
+        ledger.ingest()  # one at a time, so seq follows the order forged
+
+    raw = bytearray(base64.b64decode(genuine["signature"]))
+    raw[0] ^= 1
+    forge("rita", signature=base64.b64encode(bytes(raw)).decode())  # a flipped bit
+    forge("rita", statement={**genuine["statement"], "version": 2}, version=2)  # re-pointed to v2
+    forge("rita", statement={**genuine["statement"], "reviewer": "omar"})  # disagrees with the actor
+    forge("mallory", statement={**genuine["statement"], "reviewer": "mallory"})  # rita's key, not hers
+    Ledger(home).ingest()
+
+    results = verify_approvals(Ledger(home))
+    assert [r.valid for r in results] == [True, False, False, False, False]
+    problems = [r.problem for r in results[1:]]
+    assert problems[0] == "the signature does not verify"
+    assert problems[1] == "the signature does not verify"
+    assert problems[2] == "the signed statement disagrees with the event on reviewer"
+    assert problems[3] is not None and "was not registered by mallory" in problems[3]
+
+    verified = run_cli("--home", str(home), "verify")
+    assert verified.returncode == 1
+    assert "1 of 5 approval signature(s) valid" in verified.stdout
+    assert verified.stderr.count("FAILED: approval seq") == 4
+
+
+def test_unknown_model_versions_are_input_errors_that_record_nothing(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    before = Ledger(home).query("SELECT count(*) AS n FROM events")["n"].iloc[0]
+    with pytest.raises(UnknownModel, match="no model named 'nope'"):
+        approve(as_user(home, "rita"), "nope", policy)
+    with pytest.raises(UnknownModel, match=r"has no version 9 \(latest is 1\)"):
+        approve(as_user(home, "rita"), "credit@9", policy)
+    with pytest.raises(UnknownModel, match="positive integer"):
+        approve(as_user(home, "rita"), "credit@x", policy)
+    assert Ledger(home).query("SELECT count(*) AS n FROM events")["n"].iloc[0] == before
+
+
+def test_role_rules(home: Path) -> None:
+    Ledger.init(home)
+    with pytest.raises(PermissionDenied, match="the first grant must be 'admin'"):
+        grant_role(as_user(home, "ines"), "rita", "approver")
+    assert grant_role(as_user(home, "ines"), "ines", "admin") is not None  # the bootstrap
+    with pytest.raises(PermissionDenied, match="'rita' does not hold the 'admin' role"):
+        grant_role(as_user(home, "rita"), "rita", "approver")
+    with pytest.raises(PermissionDenied, match="cannot grant a role to themselves"):
+        grant_role(as_user(home, "ines"), "ines", "approver")
+    with pytest.raises(NbgovError, match="invalid role name"):
+        grant_role(as_user(home, "ines"), "rita", "Approver!")
+    assert grant_role(as_user(home, "ines"), "rita", "approver") is not None
+    assert grant_role(as_user(home, "ines"), "rita", "approver") is None  # already held
+    with pytest.raises(PermissionDenied, match="cannot revoke their own role"):
+        revoke_role(as_user(home, "ines"), "ines", "admin")
+    history = Ledger(home).query("SELECT change, subject, role, bootstrap, by_actor FROM role_events ORDER BY seq")
+    assert list(history.itertuples(index=False, name=None)) == [
+        ("granted", "ines", "admin", True, "ines"), ("granted", "rita", "approver", False, "ines")]
+
+
+def test_retired_versions_cannot_be_approved(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    with pytest.raises(PermissionDenied):
+        retire(as_user(home, "sam"), "credit@1", reason="no")
+    retire(as_user(home, "ana"), "credit@1", reason="superseded")
+    assert _state(home) == "retired"
+    with pytest.raises(ApprovalRefused) as info:
+        approve(as_user(home, "rita"), "credit@1", policy)
+    assert info.value.reasons == ["retired"]
+
+
+def test_cli_approve_and_roles(governed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home, _ = governed
+    policy_file = str(tmp_path / "nbgov-policy.toml")
+    denied = run_cli("--home", str(home), "approve", "credit@1", "--policy", policy_file,
+                     env={"NBGOV_ACTOR": "ana"})
+    assert denied.returncode == 1
+    assert "nbgov: error: approval of credit@1 by ana denied" in denied.stderr
+    assert "PASS  fairness" in denied.stderr  # the check report is shown
+    granted = run_cli("--home", str(home), "approve", "credit@1", "--policy", policy_file,
+                      env={"NBGOV_ACTOR": "rita"})
+    assert granted.returncode == 0, granted.stderr
+    assert "approval 1 of 1 by rita" in granted.stdout and granted.stdout.rstrip().endswith("approved")
+    listed = run_cli("--home", str(home), "role", "list")
+    assert "rita" in listed.stdout and "approver" in listed.stdout
+    refused = run_cli("--home", str(home), "role", "grant", "sam", "approver", env={"NBGOV_ACTOR": "sam"})
+    assert refused.returncode == 1 and "does not hold the 'admin' role" in refused.stderr
