@@ -13,7 +13,9 @@ import click
 import pytest
 
 from helpers import run_cli, sample_ledger
+from nbgov import whoami
 from nbgov.cli import cli as root
+from nbgov.ledger import Ledger
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -79,6 +81,21 @@ def test_demo_runs_the_example_notebooks(tmp_path: Path) -> None:
     lineage = result.stdout.split("Where the latest model came from", 1)[1].split("Its evaluation", 1)[0]
     assert "hmda_raw.csv" in lineage and "HMDA.pkl.compress" in lineage
     assert "hash chain intact" in result.stdout
+
+    # the governance walkthrough: v1 fails its bias test, v2 passes; the author's self-approval is
+    # denied and recorded, the reviewer's approval is granted and its signature verifies
+    assert "running hmda_governance.ipynb" in result.stdout
+    assert "approval signatures: 1 of 1 valid" in result.stdout
+    ledger = Ledger(tmp_path / "ledger")
+    bias = ledger.query("SELECT version, verdict FROM fairness_results WHERE model = 'hmda_denial' ORDER BY seq")
+    assert list(bias.itertuples(index=False, name=None)) == [(1, "fail"), (2, "pass")]
+    approvals = ledger.query("SELECT version, decision, reviewer, reasons FROM approvals ORDER BY seq")
+    assert [(v, d, r) for v, d, r, _ in approvals.itertuples(index=False, name=None)] == [
+        (2, "denied", whoami()), (2, "granted", "rita")]
+    assert list(approvals["reasons"].iloc[0]) == ["self_approval", "missing_role"]
+    states = ledger.query("SELECT version, state FROM model_versions WHERE model = 'hmda_denial' ORDER BY version")
+    assert list(states.itertuples(index=False, name=None))[:2] == [(1, "trained"), (2, "approved")]
+    assert ledger.query("SELECT count(*) AS n FROM data_access WHERE violation")["n"].iloc[0] == 0
 
 
 def test_demo_without_notebooks_says_where_it_looked(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-ADAPTERS = {"cli.py", "__main__.py"}
+ADAPTERS = {"cli.py", "cli_governance.py", "__main__.py"}
 # nbgov.load_ipython_extension is the one extension entry point; it imports nbgov.magics lazily.
 ENTRY_POINT = "__init__.py"
 FORBIDDEN_IN_CORE = ("IPython", "ipywidgets", "nbgov.magics", "nbgov.widgets")
@@ -27,7 +27,8 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "nbgov").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "nbgov").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(ROOT / "nbgov")))
 def test_the_core_never_imports_notebook_adapters(path: Path) -> None:
     imported = _imports(path)
     bad = {name for name in imported for root in FORBIDDEN_IN_CORE if name == root or name.startswith(root + ".")}
@@ -37,7 +38,7 @@ def test_the_core_never_imports_notebook_adapters(path: Path) -> None:
 
 
 def test_core_modules_do_not_import_the_cli() -> None:
-    for path in (ROOT / "nbgov").glob("*.py"):
+    for path in (ROOT / "nbgov").rglob("*.py"):
         if path.name not in ADAPTERS:
             assert "nbgov.cli" not in _imports(path), path.name
 

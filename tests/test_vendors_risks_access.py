@@ -88,11 +88,11 @@ def test_vendors_without_an_accepted_attestation_fail(world) -> None:  # type: i
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda l: register_vendor(l, "X", service="s", certifications=["SOC 2"]), "is not NAME:YYYY-MM-DD"),
-        (lambda l: register_vendor(l, "X", service="s", certifications=["SOC 2:2026-02-30"]), "is not a date"),
-        (lambda l: register_vendor(l, "X", service=" "), "needs a name and the service"),
-        (lambda l: register_vendor(l, "X", service="s", evidence="/no/such.pdf"), "not found"),
-        (lambda l: link_vendor(l, "Nobody", "credit"), "no vendor named 'Nobody'"),
+        (lambda led: register_vendor(led, "X", service="s", certifications=["SOC 2"]), "is not NAME:YYYY-MM-DD"),
+        (lambda led: register_vendor(led, "X", service="s", certifications=["SOC 2:2026-02-30"]), "is not a date"),
+        (lambda led: register_vendor(led, "X", service=" "), "needs a name and the service"),
+        (lambda led: register_vendor(led, "X", service="s", evidence="/no/such.pdf"), "not found"),
+        (lambda led: link_vendor(led, "Nobody", "credit"), "no vendor named 'Nobody'"),
     ],
 )
 def test_bad_vendor_input(world, call, message: str) -> None:  # type: ignore[no-untyped-def]
