@@ -272,7 +272,7 @@ def fairness(
     with recorder.internal():
         if loaded is not None:
             record_policy(recorder.ledger, loaded)
-        inputs = ([ref.node] if ref else []) + recorder._inputs_of([y_true, y_pred])
+        inputs = ([ref.node] if ref else []) + recorder.inputs_of([y_true, y_pred])
         event_id = recorder.append(FairnessEvaluated(
             model=ref.name if ref else None, version=ref.version if ref else None,
             sensitive=list(sensitive_prints), report=payload,
@@ -326,7 +326,7 @@ def drift(
     with recorder.internal():
         if loaded is not None:
             record_policy(recorder.ledger, loaded)
-        inputs = ([ref.node] if ref else []) + recorder._inputs_of([reference, current])
+        inputs = ([ref.node] if ref else []) + recorder.inputs_of([reference, current])
         event_id = recorder.append(DriftEvaluated(
             model=ref.name if ref else None, version=ref.version if ref else None,
             report=report.as_dict(), data=data, verdict=verdict, failures=failures,

@@ -267,13 +267,14 @@ _GOVERNANCE_VIEWS = (
        FROM events WHERE type = 'approval_granted'
             AND (payload->>'approvals')::INTEGER >= (payload->>'required')::INTEGER""",
     """CREATE OR REPLACE VIEW risk_tiers AS
-       SELECT payload->>'model' AS model, arg_max(payload->>'tier', seq) AS tier,
-              arg_max(payload->>'reason', seq) AS reason, arg_max(actor, seq) AS set_by,
+       SELECT payload->>'model' AS model, arg_max(payload->>'tier', (event_time, seq)) AS tier,
+              arg_max(payload->>'reason', (event_time, seq)) AS reason,
+              arg_max(actor, (event_time, seq)) AS set_by,
               max(event_time) AS set_at
        FROM events WHERE type = 'risk_tier_set' GROUP BY ALL""",
     """CREATE OR REPLACE VIEW model_versions AS
        WITH last AS (
-         SELECT model, version, arg_max(to_state, seq) AS state, max(event_time) AS state_since
+         SELECT model, version, arg_max(to_state, (event_time, seq)) AS state, max(event_time) AS state_since
          FROM model_transitions GROUP BY ALL),
        approved AS (
          SELECT payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
@@ -306,18 +307,19 @@ _GOVERNANCE_VIEWS = (
               coalesce((payload->>'bootstrap')::BOOLEAN, false) AS bootstrap, actor AS by_actor, event_id
        FROM events WHERE type IN ('role_granted', 'role_revoked')""",
     """CREATE OR REPLACE VIEW roles AS
-       SELECT subject, role, arg_max(by_actor, seq) AS granted_by, max(event_time) AS granted_at
-       FROM role_events GROUP BY subject, role HAVING arg_max(change, seq) = 'granted'""",
+       SELECT subject, role, arg_max(by_actor, (event_time, seq)) AS granted_by, max(event_time) AS granted_at
+       FROM role_events GROUP BY subject, role HAVING arg_max(change, (event_time, seq)) = 'granted'""",
     """CREATE OR REPLACE VIEW signing_keys AS
        SELECT seq, event_time AS registered_at, actor, payload->>'key_id' AS key_id,
               payload->>'algorithm' AS algorithm, payload->>'public_key' AS public_key, event_id
        FROM events WHERE type = 'key_registered'""",
     """CREATE OR REPLACE VIEW vendors AS
-       SELECT payload->>'name' AS vendor, arg_max(payload->>'service', seq) AS service,
-              arg_max(payload->'certifications', seq) AS certifications,
-              arg_max(payload->'evidence'->>'path', seq) AS evidence_path,
-              arg_max(payload->'evidence'->>'fingerprint', seq) AS evidence_fingerprint,
-              arg_max(payload->>'contact', seq) AS contact, arg_max(actor, seq) AS registered_by,
+       SELECT payload->>'name' AS vendor, arg_max(payload->>'service', (event_time, seq)) AS service,
+              arg_max(payload->'certifications', (event_time, seq)) AS certifications,
+              arg_max(payload->'evidence'->>'path', (event_time, seq)) AS evidence_path,
+              arg_max(payload->'evidence'->>'fingerprint', (event_time, seq)) AS evidence_fingerprint,
+              arg_max(payload->>'contact', (event_time, seq)) AS contact,
+              arg_max(actor, (event_time, seq)) AS registered_by,
               max(event_time) AS updated_at, max(seq) AS seq
        FROM events WHERE type = 'vendor_registered' GROUP BY ALL""",
     """CREATE OR REPLACE VIEW vendor_certifications AS
@@ -332,27 +334,31 @@ _GOVERNANCE_VIEWS = (
        FROM events WHERE type = 'vendor_linked'""",
     """CREATE OR REPLACE VIEW risks AS
        SELECT payload->>'model' AS model, payload->>'risk_id' AS risk_id,
-              arg_max(payload->>'category', seq) AS category,
-              arg_max(payload->>'description', seq) AS description,
-              arg_max(payload->>'likelihood', seq) AS likelihood,
-              arg_max(payload->>'impact', seq) AS impact,
-              arg_max(payload->>'treatment', seq) AS treatment, arg_max(payload->>'owner', seq) AS owner,
-              arg_max(TRY_CAST(payload->>'next_review' AS DATE), seq) AS next_review,
-              arg_max(payload->>'status', seq) AS status, arg_max(actor, seq) AS recorded_by,
+              arg_max(payload->>'category', (event_time, seq)) AS category,
+              arg_max(payload->>'description', (event_time, seq)) AS description,
+              arg_max(payload->>'likelihood', (event_time, seq)) AS likelihood,
+              arg_max(payload->>'impact', (event_time, seq)) AS impact,
+              arg_max(payload->>'treatment', (event_time, seq)) AS treatment,
+              arg_max(payload->>'owner', (event_time, seq)) AS owner,
+              arg_max(TRY_CAST(payload->>'next_review' AS DATE), (event_time, seq)) AS next_review,
+              arg_max(payload->>'status', (event_time, seq)) AS status,
+              arg_max(actor, (event_time, seq)) AS recorded_by,
               max(event_time) AS updated_at
        FROM events WHERE type = 'risk_recorded' GROUP BY ALL""",
     """CREATE OR REPLACE VIEW dataset_classifications AS
-       SELECT payload->>'path' AS path, arg_max(payload->>'classification', seq) AS classification,
-              arg_max(payload->>'fingerprint', seq) AS fingerprint,
-              arg_max(payload->>'reason', seq) AS reason, arg_max(actor, seq) AS classified_by,
+       SELECT payload->>'path' AS path,
+       arg_max(payload->>'classification', (event_time, seq)) AS classification,
+              arg_max(payload->>'fingerprint', (event_time, seq)) AS fingerprint,
+              arg_max(payload->>'reason', (event_time, seq)) AS reason,
+              arg_max(actor, (event_time, seq)) AS classified_by,
               max(event_time) AS classified_at
        FROM events WHERE type = 'dataset_classified' GROUP BY ALL""",
     """CREATE OR REPLACE VIEW data_access_grants AS
        SELECT payload->>'subject' AS subject, payload->>'path' AS path,
-              arg_max(TRY_CAST(payload->>'expires' AS DATE), seq) AS expires,
-              arg_max(actor, seq) AS granted_by, max(event_time) AS granted_at
+              arg_max(TRY_CAST(payload->>'expires' AS DATE), (event_time, seq)) AS expires,
+              arg_max(actor, (event_time, seq)) AS granted_by, max(event_time) AS granted_at
        FROM events WHERE type IN ('data_access_granted', 'data_access_revoked')
-       GROUP BY ALL HAVING arg_max(type, seq) = 'data_access_granted'""",
+       GROUP BY ALL HAVING arg_max(type, (event_time, seq)) = 'data_access_granted'""",
     # Every read of a classified dataset (matched by path, or by the content fingerprint recorded
     # when it was classified, so a copy stays classified), with the classification in force at
     # the time of the read and whether the reader held a grant then. "When" is event time: the

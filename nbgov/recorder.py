@@ -403,7 +403,7 @@ class Recorder:
         self.append(DatasetWritten(
             path=path, **fingerprint_fields(fingerprint), rows=rows, columns=columns, via=via,
             node=dataset_node(path, fingerprint),
-            inputs=self._inputs_of([data]) if data is not None else [self._here()],
+            inputs=self.inputs_of([data]) if data is not None else [self._here()],
         ))
 
     def declare_dataset(self, path: str, **facts: Any) -> str:
@@ -432,7 +432,7 @@ class Recorder:
                 if value is not None}
         return FitRecord(
             estimator=estimator, method=method, started_ns=time.time_ns(), data=data,
-            inputs=self._inputs_of([v for v in (X, y) if v is not None]),
+            inputs=self.inputs_of([v for v in (X, y) if v is not None]),
             n_samples=rows_of(X), features=features_of(X),
             explicit_name=self._cell.model_name if self._cell is not None else None,
         )
@@ -488,7 +488,7 @@ class Recorder:
         self.append(PredictionMade(
             model=ref.name, version=ref.version, method=method, rows=rows_of(X),
             input_fingerprint=x_print.digest or None, output_fingerprint=out_print.digest or None,
-            inputs=[ref.node, *self._inputs_of([X])],
+            inputs=[ref.node, *self.inputs_of([X])],
         ))
         self.models.remember_output(output, ref, x_print.digest or None, out_print.digest or None)
 
@@ -505,7 +505,7 @@ class Recorder:
             metrics={"score": to_json_value(value)}, model=ref.name, version=ref.version,
             dataset=x_print, via=f"{type(estimator).__name__}.score",
             data={"X": x_print, "y": fingerprint_object(y).digest or None},
-            inputs=[ref.node, *self._inputs_of([X, y])],
+            inputs=[ref.node, *self.inputs_of([X, y])],
         ))
 
     def metric_computed(self, metric: str, y_true: Any, y_pred: Any, value: Any) -> None:
@@ -518,7 +518,7 @@ class Recorder:
             version=ref.version, dataset=x_print, via=metric,
             data={"y_true": fingerprint_object(y_true).digest or None,
                   "y_pred": fingerprint_object(y_pred).digest or None},
-            inputs=[ref.node, *self._inputs_of([y_true])],
+            inputs=[ref.node, *self.inputs_of([y_true])],
         ))
 
     def log_params(self, params: Mapping[str, Any], model: Any = None) -> None:
@@ -540,7 +540,7 @@ class Recorder:
             inputs.append(dataset_node(path, fingerprint))
         elif dataset is not None:
             data_print = fingerprint_object(dataset).digest or None
-            inputs += self._inputs_of([dataset])
+            inputs += self.inputs_of([dataset])
         self.append(MetricsLogged(
             metrics={str(k): to_json_value(v) for k, v in metrics.items()},
             model=ref.name if ref else (str(model) if model is not None else None),
@@ -558,7 +558,7 @@ class Recorder:
             )
         return int(frame["v"].iloc[0])
 
-    def _inputs_of(self, objects: list[Any]) -> list[str]:
+    def inputs_of(self, objects: list[Any]) -> list[str]:
         """Lineage nodes the given objects came from (see :mod:`nbgov.lineage`).
 
         An object registered by a reader, fit or prediction gives its nodes; a name bound to it

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -53,6 +53,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import special, stats  # type: ignore[import-untyped]
+
+from nbgov.stats._plain import plain_dict
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -144,7 +146,7 @@ class FeatureDrift:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict."""
-        return _plain_dict(self)
+        return plain_dict(self)
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ class ScoreDrift:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict."""
-        return _plain_dict(self)
+        return plain_dict(self)
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ class DriftReport:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-ready dict."""
-        return _plain_dict(self)
+        return plain_dict(self)
 
 
 def drift(
@@ -626,16 +628,3 @@ def _log_base(base: float) -> float:
     if not (isinstance(base, (int, float)) and base > 0 and base != 1):
         raise ValueError(f"log base must be positive and not 1, not {base!r}")
     return math.log(base)
-
-
-def _plain_dict(record: Any) -> dict[str, Any]:
-    """A dataclass as a dict, nested dataclasses as dicts and tuples as lists: JSON-ready."""
-    return {f.name: _plain(getattr(record, f.name)) for f in fields(record)}
-
-
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _plain_dict(value)
-    if isinstance(value, (tuple, list)):
-        return [_plain(item) for item in value]
-    return value.item() if isinstance(value, np.generic) else value

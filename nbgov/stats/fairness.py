@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -44,6 +44,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats  # type: ignore[import-untyped]
+
+from nbgov.stats._plain import plain_dict, plain_scalar
 
 __all__ = ["AttributeDisparity", "FairnessReport", "GroupComparison", "GroupStats", "fairness"]
 
@@ -99,7 +101,7 @@ class GroupStats:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict."""
-        return _plain_dict(self)
+        return plain_dict(self)
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ class GroupComparison:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict."""
-        return _plain_dict(self)
+        return plain_dict(self)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ class AttributeDisparity:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-ready dict."""
-        return _plain_dict(self)
+        return plain_dict(self)
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ class FairnessReport:
 
     def as_dict(self) -> dict[str, Any]:
         """Return the report, with the worst values across attributes, as a JSON-ready dict."""
-        result = _plain_dict(self)
+        result = plain_dict(self)
         result["max_demographic_parity_difference"] = self.max_demographic_parity_difference
         result["min_demographic_parity_ratio"] = self.min_demographic_parity_ratio
         result["max_equalized_odds_difference"] = self.max_equalized_odds_difference
@@ -315,7 +317,7 @@ def fairness(
     return FairnessReport(
         groups=tuple(groups),
         attributes=tuple(attributes),
-        positive_label=_plain_scalar(positive_label),
+        positive_label=plain_scalar(positive_label),
         min_group_size=min_group_size,
         alpha=float(alpha),
         n=len(truth),
@@ -554,21 +556,3 @@ def _two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]
 def _worst(pick: Callable[[list[float]], float], values: Iterable[float | None]) -> float | None:
     defined = [value for value in values if value is not None]
     return pick(defined) if defined else None
-
-
-def _plain_scalar(value: Any) -> Any:
-    # numpy scalars (np.int64(1) as a positive label) are not JSON-ready; their .item() is.
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _plain_dict(record: Any) -> dict[str, Any]:
-    """A dataclass as a dict, nested dataclasses as dicts and tuples as lists: JSON-ready."""
-    return {f.name: _plain(getattr(record, f.name)) for f in fields(record)}
-
-
-def _plain(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _plain_dict(value)
-    if isinstance(value, (tuple, list)):
-        return [_plain(item) for item in value]
-    return _plain_scalar(value)
