@@ -54,6 +54,7 @@ __all__ = [
     "NbgovError",
     "NbgovWarning",
     "NotALedger",
+    "PolicyBreach",
     "QueryError",
     "SchemaTooNew",
     "Settings",
@@ -83,6 +84,7 @@ _LAZY = {
     "fairness": ("nbgov.evaluations", "fairness"),
     "ApprovalRefused": ("nbgov.approvals", "ApprovalRefused"),
     "CheckFailed": ("nbgov.checks", "CheckFailed"),
+    "PolicyBreach": ("nbgov.checks", "PolicyBreach"),
     "drift": ("nbgov.evaluations", "drift"),
 }
 

@@ -30,12 +30,17 @@ if TYPE_CHECKING:
 
     from nbgov.ledger import Ledger
 
-__all__ = ["CheckFailed", "CheckReport", "Finding", "check_model"]
+__all__ = ["CheckFailed", "CheckReport", "Finding", "PolicyBreach", "check_model"]
 
 PASS, FAIL, WARN, INFO = "pass", "fail", "warn", "info"
 
 
-class CheckFailed(NbgovError):
+class PolicyBreach(NbgovError):
+    """A review found the policy breached (review notebooks raise it, so their run fails and the
+    alert says "policy breach")."""
+
+
+class CheckFailed(PolicyBreach):
     """A model version failed its policy check (raised in notebooks, so review runs fail)."""
 
     def __init__(self, report: CheckReport) -> None:

@@ -15,38 +15,11 @@ from typing import Any, TypeVar
 import click
 
 from nbgov._version import __version__
+from nbgov.cli_common import ProgressBar as _ProgressBar
+from nbgov.cli_common import ledger_of as _ledger
 from nbgov.errors import NbgovError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _ledger(ctx: click.Context) -> Any:
-    from nbgov.ledger import Ledger
-    from nbgov.settings import resolve_settings
-
-    return Ledger(settings=resolve_settings({"home": ctx.obj["home"]}))
-
-
-class _ProgressBar:
-    """A progress bar on stderr for long work, shown only when stderr is a terminal."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self._bar: Any = None
-        self._shown = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        if not sys.stderr.isatty() or total <= 0:
-            return
-        if self._bar is None:
-            self._bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
-            self._bar.__enter__()
-        self._bar.update(max(done - self._shown, 0))
-        self._shown = done
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
@@ -326,18 +299,23 @@ def demo(ctx: click.Context, notebooks: Path) -> None:
 
     signatures = verify_approvals(ledger)
     click.echo(f"\napproval signatures: {sum(s.valid for s in signatures)} of {len(signatures)} valid")
+    show("Review runs (supervised; status from nbgov, not the notebook's metadata):",
+         "SELECT regexp_extract(notebook, '[^/]+$') AS notebook, status, cells_executed, cells_total, "
+         "round(seconds, 1) AS seconds, left(output_fingerprint, 16) AS output_blake3 FROM review_runs "
+         "ORDER BY started_at")
     verdict = "intact" if result.verify.ok else "NOT intact"
     click.echo(f"\nverify: {result.verify.events} events, hash chain {verdict} "
                f"(head {result.verify.head_chain[:16]})")
     click.echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM lineage_edges\"")
-    if not all(run.ok for run in result.runs) or not result.verify.ok or not all(
-            s.valid for s in signatures):
+    if not all(run.ok for run in result.runs) or not all(r.ok for r in result.reviews) or not (
+            result.verify.ok and all(s.valid for s in signatures)):
         ctx.exit(1)
 
 
 from nbgov.cli_governance import COMMANDS as _GOVERNANCE  # noqa: E402
+from nbgov.cli_reviews import COMMANDS as _REVIEWS  # noqa: E402
 
-for _command in _GOVERNANCE:
+for _command in (*_GOVERNANCE, *_REVIEWS):
     cli.add_command(_command)
 
 

@@ -12,14 +12,8 @@ from typing import Any
 
 import click
 
+from nbgov.cli_common import ledger_of as _ledger
 from nbgov.errors import NbgovError
-
-
-def _ledger(ctx: click.Context) -> Any:
-    from nbgov.ledger import Ledger
-    from nbgov.settings import resolve_settings
-
-    return Ledger(settings=resolve_settings({"home": ctx.find_root().obj["home"]}))
 
 
 def _settle(ledger: Any) -> None:

@@ -1,6 +1,7 @@
 """The main job: run the example notebooks end to end and show what the ledger learned.
 
 Each notebook in ``example_notebooks/`` runs in a fresh kernel under papermill with nbgov loaded,
+then the review notebooks in ``example_notebooks/reviews/`` run as supervised reviews of the model,
 recording into the ledger (the embedded default, ``./.nbgov``, unless told otherwise), under the
 policy the examples ship (``example_notebooks/nbgov-policy.toml``); then the ledger answers what
 was trained, on what, how it was governed, and whether its records are intact.
@@ -15,6 +16,7 @@ from pathlib import Path
 from nbgov.errors import NbgovError
 from nbgov.ledger import Ledger
 from nbgov.notebooks import NotebookRun, execute_notebook
+from nbgov.review import ReviewResult, run_review
 from nbgov.verify import VerifyReport
 
 __all__ = ["DemoResult", "run_demo"]
@@ -24,6 +26,7 @@ __all__ = ["DemoResult", "run_demo"]
 class DemoResult:
     ledger: Ledger
     runs: list[NotebookRun]
+    reviews: list[ReviewResult]
     verify: VerifyReport
 
 
@@ -57,4 +60,13 @@ def run_demo(
         announce(f"  {'ok' if run.ok else 'FAILED: ' + str(run.error)} in {run.seconds:.1f}s "
                  f"(executed copy: {run.output})")
         runs.append(run)
-    return DemoResult(ledger, runs, ledger.verify())
+    reviews = []
+    review_dir = notebooks / "reviews"
+    for path in sorted(review_dir.glob("*.ipynb")) if review_dir.is_dir() else []:
+        announce(f"reviewing: nbgov review run {path.relative_to(notebooks.parent)} -p model hmda_denial ...")
+        review = run_review(ledger, path, {"model": "hmda_denial"}, cwd=ledger.home / "demo",
+                            timeout=600, environment=environment)
+        announce(f"  {review.describe()}")
+        reviews.append(review)
+    return DemoResult(ledger, runs, reviews, ledger.verify())
+

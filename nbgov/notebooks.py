@@ -31,8 +31,9 @@ class NotebookRun:
 
 
 @contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    # papermill starts the kernel with this process's environment.
+def environment_variables(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration (papermill starts kernels with this process's
+    environment)."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -76,7 +77,7 @@ def execute_notebook(
     started = time.monotonic()
     error = None
     variables = {**(environment or {}), "NBGOV_HOME": str(home.resolve()), "NBGOV_NOTEBOOK": str(notebook)}
-    with _environment(variables):
+    with environment_variables(variables):
         try:
             papermill.execute_notebook(
                 str(notebook), str(output), parameters=dict(parameters or {}), cwd=str(cwd),

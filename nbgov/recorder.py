@@ -131,7 +131,8 @@ class _Cell:
         if self._session is None:
             base = self._base
             self._session = Session(session_id=base.session_id, kernel_id=base.kernel_id,
-                                    notebook=base.notebook, cell_id=self.cell_id, cell_run=self.node)
+                                    notebook=base.notebook, cell_id=self.cell_id, cell_run=self.node,
+                                    run_id=base.run_id)
         return self._session
 
 
@@ -196,7 +197,9 @@ class Recorder:
         environ = os.environ if environ is None else environ
         if notebook is None:
             notebook, notebook_source = environment.find_notebook(environ, self.namespace)
-        self.session = Session(session_id=self.session_id, kernel_id=kernel_id, notebook=notebook)
+        # A review run (nbgov review run) tells its kernel the run id: every event links to the run.
+        self.session = Session(session_id=self.session_id, kernel_id=kernel_id, notebook=notebook,
+                               run_id=environ.get("NBGOV_RUN_ID") or None)
         packages = environment.package_snapshot()
         self._keep_artifact(f"packages-{packages.sha256}.txt", packages.text)
         where = Path(notebook).parent if notebook and os.path.isabs(notebook) else Path.cwd()
@@ -362,7 +365,8 @@ class Recorder:
             )
             session = cell.session.encoded if cell._session is not None else encode_plain(
                 {"cell_id": cell.cell_id, "cell_run": cell.node, "kernel_id": self.session.kernel_id,
-                 "notebook": self.session.notebook, "session_id": self.session_id},
+                 "notebook": self.session.notebook, "run_id": self.session.run_id,
+                 "session_id": self.session_id},
                 skip_none=True)
             self.ledger.append_encoded(CellExecuted, payload, session)
             self.dirty = True

@@ -124,7 +124,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 # Sub-tables of [tool.nbgov] owned by other parts of nbgov (validated there, not here).
-_SUBTABLES = frozenset({"policy"})
+_SUBTABLES = frozenset({"policy", "alerts"})
 
 
 @dataclass(frozen=True)
