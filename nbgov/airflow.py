@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from nbgov.errors import NbgovError
@@ -79,9 +79,9 @@ with DAG(
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def dag_source(schedule: Schedule, *, home: Path, nbgov: str = "nbgov") -> str:
-    """The Python source of the Airflow DAG for *schedule*."""
-    argv = [nbgov, "--home", str(home), "review", "run", schedule.notebook, "--job", schedule.job]
+def dag_source(schedule: Schedule, *, home: Path, nbgov: Sequence[str] = ("nbgov",)) -> str:
+    """The Python source of the Airflow DAG for *schedule* (*nbgov*: how the workers run nbgov)."""
+    argv = [*nbgov, "--home", str(home), "review", "run", schedule.notebook, "--job", schedule.job]
     for name, value in schedule.parameters.items():
         argv += ["-p", name, value if isinstance(value, str) else json.dumps(value)]
     if schedule.timeout_s:
@@ -97,7 +97,7 @@ def dag_source(schedule: Schedule, *, home: Path, nbgov: str = "nbgov") -> str:
 
 
 def export_airflow(schedules: Iterable[Schedule], directory: Path, *, home: Path,
-                   nbgov: str = "nbgov") -> list[Path]:
+                   nbgov: Sequence[str] = ("nbgov",)) -> list[Path]:
     """Write ``nbgov_<job>.py`` for each schedule into *directory*; return the files written."""
     try:
         directory.mkdir(parents=True, exist_ok=True)

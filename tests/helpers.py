@@ -153,3 +153,18 @@ def bias_test(home: Path, ref: str, *, gap: bool, author: str = "ana", policy=No
         deactivate(recorder)
     recorder.ledger.ingest()
     return result
+
+
+def review_notebook(path: Path, *cells: str, parameters: str = "x = 1\nlabel = 'a'") -> Path:
+    """A small notebook with a ``parameters`` cell followed by *cells* (markdown first, like a
+    real review)."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    params = new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_markdown_cell("# review"), params, *[new_code_cell(c) for c in cells]],
+                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                               "language": "python"}})
+    nbformat.write(nb, path)
+    return path

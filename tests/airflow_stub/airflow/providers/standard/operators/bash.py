@@ -1,0 +1,3 @@
+from airflow.operators.bash import BashOperator
+
+__all__ = ["BashOperator"]
