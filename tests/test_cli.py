@@ -97,6 +97,16 @@ def test_demo_runs_the_example_notebooks(tmp_path: Path) -> None:
     assert list(states.itertuples(index=False, name=None))[:2] == [(1, "trained"), (2, "approved")]
     assert ledger.query("SELECT count(*) AS n FROM data_access WHERE violation")["n"].iloc[0] == 0
 
+    # the review notebooks ran as supervised reviews of the approved version, and passed
+    reviews = ledger.query("SELECT regexp_extract(notebook, '[^/]+$') AS notebook, status, output_fingerprint "
+                           "FROM review_runs ORDER BY notebook")
+    assert list(zip(reviews["notebook"], reviews["status"])) == [
+        ("bias_review.ipynb", "succeeded"), ("drift_review.ipynb", "succeeded"),
+        ("performance_review.ipynb", "succeeded")]
+    assert reviews["output_fingerprint"].str.len().min() > 0
+    drift = ledger.query("SELECT DISTINCT version FROM drift_results WHERE model = 'hmda_denial'")
+    assert list(drift["version"]) == [2]
+
 
 def test_demo_without_notebooks_says_where_it_looked(tmp_path: Path) -> None:
     result = run_cli("--home", str(tmp_path / "ledger"), "demo", "--notebooks", str(tmp_path / "none"))
