@@ -11,7 +11,6 @@ Expected instants are worked out by hand from the 2026 transitions:
 from __future__ import annotations
 
 import dataclasses
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -269,13 +268,10 @@ def test_limit_is_inclusive() -> None:
     assert occurrences("0 * * * *", "UTC", utc(2026, 1, 1), utc(2026, 1, 1, 0, 30), limit=0) == []
 
 
-def test_a_year_of_a_daily_job_is_fast() -> None:
-    started = time.perf_counter()
+def test_a_year_of_a_daily_0230_job_in_berlin_runs_365_times_one_shifted() -> None:
     runs = occurrences("30 2 * * *", BERLIN, utc(2026, 1, 1), utc(2027, 1, 1))
-    elapsed = time.perf_counter() - started
     assert len(runs) == 365
     assert sum(run.shifted for run in runs) == 1
-    assert elapsed < 0.5  # about 15 ms; generous for slow CI machines
 
 
 # -- invalid input --------------------------------------------------------------------------------
