@@ -87,6 +87,18 @@ _APPROVE.add_argument("model", metavar="NAME[@VERSION]")
 _APPROVE.add_argument("--policy", metavar="FILE")
 _APPROVE.add_argument("--note")
 
+_REJECT = _parser("%nbgov reject", "Reject a model version as the acting user, with a reason.")
+_REJECT.add_argument("model", metavar="NAME[@VERSION]")
+_REJECT.add_argument("--policy", metavar="FILE")
+_REJECT.add_argument("--reason", required=True)
+
+_REQUEST = _parser("%nbgov request", "Ask reviewers to approve a model version.")
+_REQUEST.add_argument("model", metavar="NAME[@VERSION]")
+_REQUEST.add_argument("--note")
+
+_PANEL = _parser("%nbgov panel", "Show the governance panel.")
+_PANEL.add_argument("model", nargs="?", metavar="NAME[@VERSION]")
+
 _FAIRNESS = _parser("%nbgov fairness", "Bias test of predictions across groups.")
 _FAIRNESS.add_argument("y_true", metavar="Y_TRUE")
 _FAIRNESS.add_argument("y_pred", metavar="Y_PRED")
@@ -120,6 +132,9 @@ class NbgovMagics(Magics):
             "dataset": self._dataset,
             "check": self._check,
             "approve": self._approve,
+            "reject": self._reject,
+            "request": self._request,
+            "panel": self._panel,
             "fairness": self._fairness,
             "drift": self._drift,
             "policy": self._policy,
@@ -141,6 +156,9 @@ class NbgovMagics(Magics):
             %nbgov drift REFERENCE CURRENT [--model M] [--features a,b] [--categorical a,b] [-o NAME]
             %nbgov check NAME[@VERSION]                          policy check; raises if it fails
             %nbgov approve NAME[@VERSION] [--note TEXT]          approve as the acting user
+            %nbgov reject NAME[@VERSION] --reason TEXT           reject as the acting user
+            %nbgov request NAME[@VERSION] [--note TEXT]          ask reviewers for an approval
+            %nbgov panel [NAME[@VERSION]]                        the governance panel (widgets)
             %nbgov policy                                        the policy in force
             %nbgov status                                        what this session recorded
             %nbgov flush                                         ingest pending events now
@@ -266,6 +284,33 @@ class NbgovMagics(Magics):
             result = approve(recorder.ledger, args.model, load_policy(args.policy), note=args.note)
         print(result)
         return None
+
+    def _reject(self, line: str) -> Any:
+        from nbgov.approvals import reject
+        from nbgov.policy import load_policy
+
+        args = _REJECT.parse_args(_split(line))
+        recorder = self.session.recorder
+        with recorder.internal():
+            result = reject(recorder.ledger, args.model, load_policy(args.policy), reason=args.reason)
+        print(result)
+        return None
+
+    def _request(self, line: str) -> Any:
+        from nbgov.approvals import request_approval
+
+        args = _REQUEST.parse_args(_split(line))
+        recorder = self.session.recorder
+        with recorder.internal():
+            request_approval(recorder.ledger, args.model, note=args.note)
+        print(f"requested approval of {args.model}")
+        return None
+
+    def _panel(self, line: str) -> Any:
+        from nbgov.widgets import GovernancePanel
+
+        args = _PANEL.parse_args(_split(line))
+        return GovernancePanel(model=args.model, shell=self.shell)
 
     def _fairness(self, line: str) -> Any:
         from nbgov.evaluations import fairness

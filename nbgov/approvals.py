@@ -6,7 +6,12 @@ An approval is granted only when all of these hold, and every refused attempt is
 * the reviewer is not the version's author (segregation of duties);
 * the reviewer holds the policy's approver role (``approvals.role``) in the ledger;
 * the version passes the policy check (run and recorded as part of the attempt);
-* the version is not retired, and the reviewer has not approved it already.
+* the version is not retired or rejected, and the reviewer has not approved it already.
+
+A reviewer may instead reject a version (:func:`reject`), with a reason, under the same
+segregation of duties and role rules; the rejection is signed like an approval and moves the
+version to ``rejected``. A rejected version is approved only after it is submitted again
+(:func:`request_approval`, which moves it back to ``trained`` so the next check re-validates it).
 
 A granted approval is signed with the reviewer's Ed25519 key over a statement naming the ledger,
 the version, its fingerprint, the policy's SHA-256 and the digest of the check's findings; the
@@ -25,20 +30,23 @@ import orjson
 
 from nbgov.checks import CheckReport, check_model
 from nbgov.errors import NbgovError
-from nbgov.events import ApprovalDenied, ApprovalGranted
+from nbgov.events import ApprovalDenied, ApprovalGranted, ApprovalRejected, ApprovalRequested
 from nbgov.policy import LoadedPolicy, record_policy
-from nbgov.registry import holds_role, model_version, register_key
+from nbgov.registry import GovernanceError, holds_role, model_version, record_transition, register_key
 from nbgov.signing import load_or_create_key, verify
 
 if TYPE_CHECKING:
     from nbgov.ledger import Ledger
 
-__all__ = ["Approval", "ApprovalRefused", "SignatureCheck", "approve", "verify_approvals"]
+__all__ = ["Approval", "ApprovalRefused", "Rejection", "SignatureCheck", "approve", "reject", "request_approval",
+           "verify_approvals"]
 
 SELF_APPROVAL = "self_approval"
 MISSING_ROLE = "missing_role"
 CHECK_FAILED = "policy_check_failed"
 RETIRED = "retired"
+REJECTED = "rejected"
+NO_REASON = "no_reason"
 ALREADY_APPROVED = "already_approved_by_reviewer"
 
 
@@ -125,6 +133,9 @@ def approve(
     if version.state == "retired":
         reasons.append(RETIRED)
         problems.append(f"{version.ref} is retired")
+    if version.state == "rejected":
+        reasons.append(REJECTED)
+        problems.append(f"{version.ref} was rejected and has not been submitted again")
     if reviewer == version.author:
         reasons.append(SELF_APPROVAL)
         problems.append(f"{reviewer} trained {version.ref} and cannot approve it (segregation of duties)")
@@ -172,7 +183,110 @@ def approve(
     return Approval(version.model, version.version, reviewer, count, required, event_id, key.id, check)
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """A recorded rejection."""
+
+    model: str
+    version: int
+    reviewer: str
+    reason: str
+    event_id: str
+    key_id: str
+
+    def __str__(self) -> str:
+        return (f"{self.model}@{self.version}: rejected by {self.reviewer} ({self.reason}), signed with key "
+                f"{self.key_id[:12]}")
+
+
+def request_approval(ledger: Ledger, spec: str, *, note: str | None = None) -> str:
+    """Ask for a version to be reviewed; returns the ``approval_requested`` event id.
+
+    A rejected version goes back to ``trained`` (submitted again: the next check re-validates it).
+
+    Raises
+    ------
+    UnknownModel
+        No such version.
+    GovernanceError
+        The version is retired or already approved (nothing is recorded).
+    """
+    version = model_version(ledger, spec)
+    if version.state in ("retired", "approved"):
+        raise GovernanceError(f"{version.ref} is {version.state}; there is nothing to request",
+                              hint="train a new version to change an approved or retired model")
+    note = (note or "").strip() or None
+    event_id = ledger.append(ApprovalRequested(model=version.model, version=version.version, note=note))
+    if version.state == "rejected":
+        record_transition(ledger, version, "trained", "submitted again after a rejection", evidence=event_id)
+    return event_id
+
+
+def reject(
+    ledger: Ledger,
+    spec: str,
+    policy: LoadedPolicy,
+    *,
+    reason: str,
+    key_dir: Path | None = None,
+) -> Rejection:
+    """Reject a model version as the acting user, with a reason.
+
+    The reviewer must not be the author and must hold the approver role; a refused attempt is
+    recorded (``approval_denied`` with ``action = "reject"``) before :class:`ApprovalRefused` is
+    raised. A missing reason or an unknown version is an input error: nothing is recorded.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise GovernanceError("a rejection needs a reason", hint="say what must change, e.g. --reason ...")
+    version = model_version(ledger, spec)
+    reviewer = ledger.actor.id
+    record_policy(ledger, policy)
+    role = policy.policy.approvals.role
+    reasons: list[str] = []
+    problems: list[str] = []
+    if version.state in ("retired", "approved", "rejected"):
+        reasons.append(RETIRED if version.state == "retired" else version.state)
+        problems.append(f"{version.ref} is already {version.state}")
+    if reviewer == version.author:
+        reasons.append(SELF_APPROVAL)
+        problems.append(f"{reviewer} trained {version.ref} and cannot review it (segregation of duties)")
+    if not holds_role(ledger, reviewer, role):
+        reasons.append(MISSING_ROLE)
+        problems.append(f"{reviewer} does not hold the {role!r} role")
+    if reasons:
+        message = f"rejection of {version.ref} by {reviewer} denied: " + "; ".join(problems)
+        event_id = ledger.append(ApprovalDenied(
+            model=version.model, version=version.version, reasons=reasons, message=message,
+            policy_sha256=policy.sha256, action="reject"))
+        check = check_model(ledger, version.ref, policy, record=False)
+        raise ApprovalRefused(message, reasons=reasons, event_id=event_id, check=check,
+                              hint=_hint(reasons, version.ref, role))
+    key = load_or_create_key(key_dir or ledger.settings.key_dir, reviewer)
+    register_key(ledger, key)
+    statement: dict[str, Any] = {
+        "decision": "reject",
+        "ledger_id": ledger_identity(ledger),
+        "model": version.model,
+        "version": version.version,
+        "model_node": version.node,
+        "model_fingerprint": version.model_fingerprint,
+        "policy_sha256": policy.sha256,
+        "reviewer": reviewer,
+        "role": role,
+        "reason": reason,
+        "signed_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+    }
+    event_id = ledger.append(ApprovalRejected(
+        model=version.model, version=version.version, role=role, reason=reason, statement=statement,
+        key_id=key.id, signature=key.sign(statement), policy_sha256=policy.sha256))
+    record_transition(ledger, version, "rejected", f"rejected by {reviewer}: {reason}", evidence=event_id)
+    return Rejection(version.model, version.version, reviewer, reason, event_id, key.id)
+
+
 def _hint(reasons: list[str], ref: str, role: str) -> str:
+    if REJECTED in reasons:
+        return f"submit it again once fixed: nbgov request-approval {ref} --note ..."
     if SELF_APPROVAL in reasons:
         return f"ask a reviewer who did not train {ref} and holds the {role!r} role"
     if MISSING_ROLE in reasons:
@@ -196,7 +310,7 @@ class SignatureCheck:
 
 
 def verify_approvals(ledger: Ledger) -> list[SignatureCheck]:
-    """Verify the signature of every recorded approval against the reviewer's registered key.
+    """Verify the signature of every recorded approval and rejection against the reviewer's key.
 
     An approval fails when its signature does not verify, its key was not registered by the same
     user before it, or its statement disagrees with the event (reviewer, model, version, policy,
@@ -204,21 +318,22 @@ def verify_approvals(ledger: Ledger) -> list[SignatureCheck]:
     """
     ledger_id = ledger_identity(ledger)
     approvals = ledger.query("""
-        SELECT seq, event_id, actor, payload FROM events WHERE type = 'approval_granted' ORDER BY seq""")
+        SELECT seq, event_id, actor, payload, type FROM events
+        WHERE type IN ('approval_granted', 'approval_rejected') ORDER BY seq""")
     keys = ledger.query("SELECT seq, actor, key_id, public_key FROM signing_keys ORDER BY seq")
     registered: dict[tuple[str, str], tuple[int, str]] = {}
     for seq, actor, key, public in zip(keys["seq"], keys["actor"], keys["key_id"], keys["public_key"]):
         registered.setdefault((str(actor), str(key)), (int(seq), str(public)))
     results = []
-    for seq, event_id, actor, raw in zip(
-            approvals["seq"], approvals["event_id"], approvals["actor"], approvals["payload"]):
+    for seq, event_id, actor, raw, kind in zip(approvals["seq"], approvals["event_id"], approvals["actor"],
+                                               approvals["payload"], approvals["type"]):
         payload = orjson.loads(raw)
         statement = payload.get("statement") or {}
         problem = None
         entry = registered.get((str(actor), str(payload.get("key_id"))))
         expected = {"reviewer": actor, "model": payload.get("model"), "version": payload.get("version"),
                     "policy_sha256": payload.get("policy_sha256"), "ledger_id": ledger_id,
-                    "decision": "approve"}
+                    "decision": "approve" if kind == "approval_granted" else "reject"}
         mismatched = [k for k, v in expected.items() if statement.get(k) != v]
         if entry is None or entry[0] > int(seq):
             problem = f"key {str(payload.get('key_id'))[:12]} was not registered by {actor} before it"

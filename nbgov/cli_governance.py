@@ -160,6 +160,50 @@ def approve(ctx: click.Context, model: str, policy_path: Path | None, note: str 
 
 @click.command()
 @click.argument("model")
+@_POLICY_OPTION
+@click.option("--reason", required=True, help="What must change (kept in the signed statement).")
+@click.pass_context
+def reject(ctx: click.Context, model: str, policy_path: Path | None, reason: str) -> None:
+    """Reject MODEL (NAME@VERSION) as the acting user, with a reason; signed like an approval.
+
+    The same rules as approving: not its author, holding the approver role. A refused attempt is
+    recorded and exits 1. A rejected version is approved only after it is submitted again.
+
+    \b
+    Example:
+      NBGOV_ACTOR=rita nbgov reject credit_risk@3 --reason "no drift test on this quarter's data"
+    """
+    from nbgov.approvals import reject as reject_model
+
+    ledger = _ledger(ctx)
+    try:
+        result = reject_model(ledger, model, _policy(policy_path), reason=reason)
+    finally:
+        _settle(ledger)
+    click.echo(str(result))
+
+
+@click.command("request-approval")
+@click.argument("model")
+@click.option("--note", default=None, help="What reviewers should know.")
+@click.pass_context
+def request_approval(ctx: click.Context, model: str, note: str | None) -> None:
+    """Ask reviewers to review MODEL (NAME@VERSION); a rejected version is submitted again.
+
+    \b
+    Example:
+      nbgov request-approval credit_risk@3 --note "bias mitigated, see the bias review of 2026-11-20"
+    """
+    from nbgov.approvals import request_approval as request
+
+    ledger = _ledger(ctx)
+    request(ledger, model, note=note)
+    _settle(ledger)
+    click.echo(f"requested approval of {model}")
+
+
+@click.command()
+@click.argument("model")
 @click.option("--reason", required=True, help="Why it is retired.")
 @click.pass_context
 def retire(ctx: click.Context, model: str, reason: str) -> None:
@@ -477,4 +521,4 @@ def data_report(ctx: click.Context, since: str | None, violations: bool, fmt: st
         click.echo(frame.to_string(index=False))
 
 
-COMMANDS = (policy, check, approve, retire, role, vendor, risk, data)
+COMMANDS = (policy, check, approve, reject, request_approval, retire, role, vendor, risk, data)

@@ -35,6 +35,8 @@ __all__ = [
     "AlertRaised",
     "ApprovalDenied",
     "ApprovalGranted",
+    "ApprovalRejected",
+    "ApprovalRequested",
     "BodyError",
     "CaptureFailed",
     "CellExecuted",
@@ -462,7 +464,10 @@ class ApprovalGranted(Event):
 
 @dataclass(frozen=True)
 class ApprovalDenied(Event):
-    """An approval attempt was refused; ``reasons`` are codes, ``message`` says why in words."""
+    """An approval (or rejection) attempt was refused; ``reasons`` are codes, ``message`` says why.
+
+    ``action`` is ``"reject"`` for a refused rejection; absent for a refused approval.
+    """
 
     TYPE: ClassVar[str] = "approval_denied"
     model: str
@@ -470,6 +475,36 @@ class ApprovalDenied(Event):
     reasons: list[str]
     message: str
     policy_sha256: str | None = None
+    evidence: str | None = None
+    action: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRequested(Event):
+    """Someone (usually the author) asked for a version to be reviewed for approval."""
+
+    TYPE: ClassVar[str] = "approval_requested"
+    model: str
+    version: int
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRejected(Event):
+    """A reviewer rejected a model version, with a reason; signed like an approval.
+
+    ``statement`` (decision ``"reject"``) is what was signed with the reviewer's key ``key_id``.
+    """
+
+    TYPE: ClassVar[str] = "approval_rejected"
+    model: str
+    version: int
+    role: str
+    reason: str
+    statement: dict[str, Any]
+    key_id: str
+    signature: str
+    policy_sha256: str | None
     evidence: str | None = None
 
 
@@ -779,6 +814,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             ModelStateChanged,
             ApprovalGranted,
             ApprovalDenied,
+            ApprovalRequested,
+            ApprovalRejected,
             RoleGranted,
             RoleRevoked,
             KeyRegistered,

@@ -582,6 +582,39 @@ _REVIEW_VIEWS = (
        FROM events WHERE type IN ('alert_delivered', 'alert_delivery_failed')""",
 )
 
+# Reviewers' decisions: rejections join the approvals view; requests get a view of their own.
+_DECISION_VIEWS = (
+    """CREATE OR REPLACE VIEW approvals AS
+       SELECT seq, event_time, payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
+              'granted' AS decision, actor AS reviewer, actor_source, payload->>'role' AS role,
+              NULL::VARCHAR[] AS reasons, NULL AS message, (payload->>'approvals')::INTEGER AS approvals,
+              (payload->>'required')::INTEGER AS required, payload->>'key_id' AS key_id,
+              payload->>'signature' AS signature, payload->'statement' AS statement,
+              payload->>'policy_sha256' AS policy_sha256, payload->>'evidence' AS evidence, event_id
+       FROM events WHERE type = 'approval_granted'
+       UNION ALL
+       SELECT seq, event_time, payload->>'model', (payload->>'version')::INTEGER, 'rejected', actor,
+              actor_source, payload->>'role', NULL, payload->>'reason', NULL, NULL, payload->>'key_id',
+              payload->>'signature', payload->'statement', payload->>'policy_sha256',
+              payload->>'evidence', event_id
+       FROM events WHERE type = 'approval_rejected'
+       UNION ALL
+       SELECT seq, event_time, payload->>'model', (payload->>'version')::INTEGER,
+              CASE WHEN (payload->>'action') = 'reject' THEN 'rejection denied' ELSE 'denied' END, actor,
+              actor_source, NULL, (payload->'reasons')::VARCHAR[], payload->>'message', NULL, NULL,
+              NULL, NULL, NULL, payload->>'policy_sha256', payload->>'evidence', event_id
+       FROM events WHERE type = 'approval_denied'""",
+    """CREATE OR REPLACE VIEW approval_requests AS
+       SELECT r.seq, r.event_time AS requested_at, r.payload->>'model' AS model,
+              (r.payload->>'version')::INTEGER AS version, r.actor AS requested_by,
+              r.payload->>'note' AS note,
+              (SELECT arg_min(a.decision, a.seq) FROM approvals a
+                WHERE a.model = (r.payload->>'model') AND a.version = (r.payload->>'version')::INTEGER
+                  AND a.seq > r.seq AND a.decision IN ('granted', 'rejected')) AS decision,
+              r.event_id
+       FROM events r WHERE r.type = 'approval_requested'""",
+)
+
 MIGRATIONS = (
     *MIGRATIONS,
     Migration(
@@ -599,6 +632,11 @@ MIGRATIONS = (
         5,
         "review views: review runs, schedules, missed runs, alerts",
         _REVIEW_VIEWS,
+    ),
+    Migration(
+        6,
+        "reviewer decisions: rejections in approvals, approval requests",
+        _DECISION_VIEWS,
     ),
 )
 

@@ -37,7 +37,7 @@ __all__ = [
     "roles_of",
 ]
 
-STATES = ("trained", "validated", "approved", "retired")
+STATES = ("trained", "validated", "approved", "rejected", "retired")
 ADMIN = "admin"
 DATA_STEWARD = "data_steward"
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,63}")

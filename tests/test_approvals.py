@@ -12,7 +12,7 @@ import pytest
 
 from helpers import as_user, bias_test, run_cli, train_version, write_policy
 from nbgov import events
-from nbgov.approvals import ApprovalRefused, approve, verify_approvals
+from nbgov.approvals import ApprovalRefused, approve, reject, request_approval, verify_approvals
 from nbgov.errors import NbgovError
 from nbgov.ledger import Ledger
 from nbgov.registry import PermissionDenied, UnknownModel, grant_role, retire, revoke_role
@@ -222,3 +222,84 @@ def test_cli_approve_and_roles(governed, tmp_path: Path) -> None:  # type: ignor
     assert "rita" in listed.stdout and "approver" in listed.stdout
     refused = run_cli("--home", str(home), "role", "grant", "sam", "approver", env={"NBGOV_ACTOR": "sam"})
     assert refused.returncode == 1 and "does not hold the 'admin' role" in refused.stderr
+
+
+# -- requests and rejections -----------------------------------------------------------------------
+
+
+def test_a_rejection_is_signed_recorded_and_blocks_approval_until_resubmitted(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    request_id = request_approval(as_user(home, "ana"), "credit@1", note="ready for review")
+    rejection = reject(as_user(home, "rita"), "credit@1", policy, reason="no drift test yet")
+    assert _state(home) == "rejected"
+    assert _approvals(home) == [("rejected", "rita", None)]
+    requests = Ledger(home).query("SELECT requested_by, note, decision, event_id FROM approval_requests")
+    assert list(requests.itertuples(index=False, name=None)) == [("ana", "ready for review", "rejected", request_id)]
+    checks = verify_approvals(Ledger(home))
+    assert [(c.event_id, c.valid) for c in checks] == [(rejection.event_id, True)]
+
+    with pytest.raises(ApprovalRefused) as info:  # not approved while rejected
+        approve(as_user(home, "omar"), "credit@1", policy)
+    assert info.value.reasons == ["rejected"] and "request-approval" in str(info.value.hint)
+
+    request_approval(as_user(home, "ana"), "credit@1", note="drift test added")
+    assert _state(home) == "trained"
+    approve(as_user(home, "omar"), "credit@1", policy)
+    assert _state(home) == "approved"
+    decisions = Ledger(home).query("SELECT note, decision FROM approval_requests ORDER BY seq")
+    assert list(decisions.itertuples(index=False, name=None)) == [
+        ("ready for review", "rejected"), ("drift test added", "granted")]
+
+
+def test_a_rejection_follows_the_approval_rules(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    with pytest.raises(ApprovalRefused) as own:
+        reject(as_user(home, "ana"), "credit@1", policy, reason="changed my mind")
+    assert own.value.reasons == ["self_approval", "missing_role"]
+    with pytest.raises(ApprovalRefused) as outsider:
+        reject(as_user(home, "sam"), "credit@1", policy, reason="looks wrong")
+    assert outsider.value.reasons == ["missing_role"]
+    assert _approvals(home) == [("rejection denied", "ana", ["self_approval", "missing_role"]),
+                                ("rejection denied", "sam", ["missing_role"])]
+    assert _state(home) != "rejected"
+    def count() -> int:
+        return int(Ledger(home).query("SELECT count(*) AS n FROM events")["n"].iloc[0])
+
+    before = count()
+    with pytest.raises(NbgovError, match="a rejection needs a reason"):
+        reject(as_user(home, "rita"), "credit@1", policy, reason="  ")
+    with pytest.raises(UnknownModel):
+        reject(as_user(home, "rita"), "credit@9", policy, reason="x")
+    assert count() == before  # input errors record nothing
+
+
+def test_a_tampered_rejection_signature_fails_verification(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    genuine = reject(as_user(home, "rita"), "credit@1", policy, reason="missing documentation")
+    ledger = Ledger(home)
+    forged = ledger.append(events.ApprovalRejected(model="credit", version=1, role="approver", reason="forged",
+                                          statement={"decision": "reject", "reviewer": "mallory"},
+                                          key_id="k" * 16, signature="AAAA", policy_sha256=policy.sha256))
+    ledger.ingest()
+    assert {c.event_id: c.valid for c in verify_approvals(ledger)} == {genuine.event_id: True, forged: False}
+
+
+def test_requests_of_approved_or_retired_versions_are_refused(governed) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    approve(as_user(home, "rita"), "credit@1", policy)
+    with pytest.raises(NbgovError, match="credit@1 is approved; there is nothing to request"):
+        request_approval(as_user(home, "ana"), "credit@1")
+
+
+def test_reject_and_request_from_the_command_line(governed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home, policy = governed
+    env = {"NBGOV_POLICY": policy.source}
+    asked = run_cli("--home", str(home), "request-approval", "credit@1", "--note", "please",
+                    env={**env, "NBGOV_ACTOR": "ana"})
+    assert asked.returncode == 0, asked.stderr
+    refused = run_cli("--home", str(home), "reject", "credit@1", "--reason", "mine", env={**env, "NBGOV_ACTOR": "ana"})
+    assert refused.returncode == 1 and "segregation of duties" in refused.stderr
+    done = run_cli("--home", str(home), "reject", "credit@1", "--reason", "bias above limit",
+                   env={**env, "NBGOV_ACTOR": "rita"})
+    assert done.returncode == 0 and "rejected by rita (bias above limit)" in done.stdout
+    assert _state(home) == "rejected"

@@ -32,7 +32,7 @@ def _data_events(home: Path) -> list[tuple[int, str]]:
 @pytest.mark.parametrize(
     ("cell", "message"),
     [
-        ("%nbgov bogus", "unknown command 'bogus'; valid commands: sql, dataset, check, approve, fairness, drift, policy, status, flush, help"),
+        ("%nbgov bogus", "unknown command 'bogus'; valid commands: sql, dataset, check, approve, reject, request, panel, fairness, drift, policy, status, flush, help"),
         ("%nbgov", "unknown command ''"),
         ("%nbgov sql DELETE FROM event_log", "DELETE statements are refused"),
         ("%%nbgov_sql\nINSERT INTO event_log SELECT * FROM event_log", "INSERT statements are refused"),

@@ -1,0 +1,561 @@
+"""The governance panel: what nbgov captured and where a model stands, in the notebook.
+
+``%nbgov panel [MODEL]`` or ``nbgov.widgets.GovernancePanel()`` shows six tabs over the ledger:
+Session (what this kernel captured, refreshed as cells run), Lineage (a model's upstream graph as
+a picture), Policy (the findings of a check of the chosen version), Approvals (request, approve,
+reject), Reviews (review runs, schedules, a quantity over time against its policy limit) and
+Provenance (declare where a dataset this session read came from).
+
+Every action calls the core (:mod:`nbgov.approvals`, :mod:`nbgov.checks`, the recorder's
+``declare_dataset``) and every view reads :mod:`nbgov.overview`: the panel decides nothing itself.
+An action the core refuses shows the core's message and hint.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import ipywidgets as w
+
+from nbgov.errors import NbgovError
+
+__all__ = ["GovernancePanel"]
+
+TABS = ("Session", "Lineage", "Policy", "Approvals", "Reviews", "Provenance")
+REFRESH_EVERY = 1.0  # seconds: at most one Session refresh per interval while cells run
+
+_STYLE = """<style>
+.nbgov-panel { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
+  color: var(--jp-ui-font-color1, #1f1f1f); max-width: 100%; box-sizing: border-box; }
+.nbgov-panel .nbgov-scroll { max-width: 100%; overflow-x: auto; }
+.nbgov-panel table.nbgov-table { border-collapse: collapse; margin: 4px 0 10px 0; width: 100%;
+  table-layout: auto; }
+.nbgov-panel table.nbgov-table th { text-align: left; font-weight: 600; padding: 3px 8px;
+  border-bottom: 1px solid #bbb; white-space: nowrap; }
+.nbgov-panel table.nbgov-table td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3;
+  vertical-align: top; overflow-wrap: anywhere; }
+.nbgov-panel .nbgov-badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px;
+  font-weight: 600; color: #fff; white-space: nowrap; }
+.nbgov-panel .nbgov-pass, .nbgov-panel .nbgov-succeeded, .nbgov-panel .nbgov-granted,
+.nbgov-panel .nbgov-approved { background: #1b7a3d; }
+.nbgov-panel .nbgov-fail, .nbgov-panel .nbgov-failed, .nbgov-panel .nbgov-denied,
+.nbgov-panel .nbgov-rejected, .nbgov-panel .nbgov-timed_out, .nbgov-panel .nbgov-kernel_died,
+.nbgov-panel .nbgov-rejection.denied { background: #b3261e; }
+.nbgov-panel .nbgov-warn, .nbgov-panel .nbgov-running, .nbgov-panel .nbgov-missed,
+.nbgov-panel .nbgov-trained, .nbgov-panel .nbgov-validated { background: #8a5a00; }
+.nbgov-panel .nbgov-muted { color: #5f5f5f; }
+.nbgov-panel .nbgov-message { padding: 6px 8px; border-radius: 4px; margin: 6px 0; }
+.nbgov-panel .nbgov-message.ok { background: #e6f4ea; border: 1px solid #1b7a3d; }
+.nbgov-panel .nbgov-message.refused { background: #fce8e6; border: 1px solid #b3261e; }
+.nbgov-panel h4 { margin: 8px 0 4px 0; font-size: 14px; }
+</style>"""
+
+
+# -- small HTML helpers --------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M"))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value)
+    return str(value)
+
+
+def _short(value: Any, keep: int = 12) -> str:
+    """A long id or fingerprint shortened, the full value in a tooltip."""
+    text = _text(value)
+    if len(text) <= keep:
+        return html.escape(text)
+    return f'<span title="{html.escape(text)}">{html.escape(text[:keep])}…</span>'
+
+
+def badge(status: Any) -> str:
+    text = _text(status)
+    css = "-".join(text.split()) or "none"
+    return f'<span class="nbgov-badge nbgov-{html.escape(css)}">{html.escape(text)}</span>'
+
+
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]],
+          *, cells: Mapping[str, Callable[[Any], str]] | None = None, empty: str = "nothing yet") -> str:
+    """An HTML table of *rows*; *columns* are (key, heading); *cells* format a column as HTML."""
+    if not rows:
+        return f'<p class="nbgov-muted">{html.escape(empty)}</p>'
+    cells = cells or {}
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
+    body = "".join(
+        "<tr>" + "".join(
+            f"<td>{cells[key](row.get(key)) if key in cells else html.escape(_text(row.get(key)))}</td>"
+            for key, _ in columns) + "</tr>"
+        for row in rows)
+    return (f'<div class="nbgov-scroll"><table class="nbgov-table"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def message(text: str, *, ok: bool, hint: str | None = None) -> str:
+    more = f'<br><span class="nbgov-muted">{html.escape(hint)}</span>' if hint else ""
+    kind = "ok" if ok else "refused"
+    return f'<div class="nbgov-message {kind}" data-outcome="{kind}">{html.escape(text)}{more}</div>'
+
+
+# -- the panel -----------------------------------------------------------------------------------
+
+
+class GovernancePanel(w.VBox):  # type: ignore[misc]
+    """The governance panel; display it (the last expression of a cell) to show it.
+
+    Parameters
+    ----------
+    model : str, optional
+        ``name`` or ``name@version`` to select first (default: the newest model version).
+    ledger : Ledger, optional
+        The ledger to show (default: the recording session's, else the configured one).
+    policy : str or LoadedPolicy, optional
+        The policy file (default: the one in force, as for ``nbgov check``).
+    shell : InteractiveShell, optional
+        The shell whose cells refresh the Session tab (default: the running one).
+    """
+
+    def __init__(self, model: str | None = None, *, ledger: Any = None, policy: Any = None,
+                 shell: Any = None, **kwargs: Any) -> None:
+        from nbgov.recorder import active
+
+        self.recorder = active() if ledger is None else None
+        self._policy_given = policy
+        if ledger is None:
+            from nbgov.ledger import Ledger
+
+            ledger = self.recorder.ledger if self.recorder is not None else Ledger()
+        self.ledger = ledger
+        self._refresh_lock = threading.Lock()
+        self._last_session_refresh = 0.0
+        self._pending: threading.Timer | None = None
+        self._hook: Callable[..., None] | None = None
+        self._shell = shell
+
+        self.model = w.Dropdown(description="Model", layout=w.Layout(width="420px"))
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="110px"))
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.status = w.HTML()
+
+        self.session_view = w.HTML()
+        self.lineage_view = w.HTML()
+        self.policy_view = w.HTML()
+        self.record_check = w.Button(description="Record this check", layout=w.Layout(width="180px"))
+        self.record_check.on_click(lambda _: self._act(self._record_check, self.policy_result))
+        self.policy_result = w.HTML()
+
+        self.approval_view = w.HTML()
+        self.note = w.Textarea(placeholder="note (approve, request) or reason (reject: required)",
+                               layout=w.Layout(width="100%", height="60px"))
+        self.request_button = w.Button(description="Request approval")
+        self.approve_button = w.Button(description="Approve", button_style="success")
+        self.reject_button = w.Button(description="Reject", button_style="danger")
+        self.request_button.on_click(lambda _: self._act(self._request, self.approval_result))
+        self.approve_button.on_click(lambda _: self._act(self._approve, self.approval_result))
+        self.reject_button.on_click(lambda _: self._act(self._reject, self.approval_result))
+        self.approval_result = w.HTML()
+
+        self.reviews_view = w.HTML()
+        self.quantity = w.Dropdown(description="Plot", layout=w.Layout(width="420px"))
+        self.chart = w.HTML()
+
+        self.dataset = w.Dropdown(description="Dataset", layout=w.Layout(width="100%"))
+        self.source = w.Text(description="Source", layout=w.Layout(width="100%"))
+        self.license = w.Text(description="Licence", layout=w.Layout(width="100%"))
+        self.owner = w.Text(description="Owner", layout=w.Layout(width="100%"))
+        self.pii = w.SelectMultiple(description="PII columns", rows=6, layout=w.Layout(width="100%"))
+        self.description = w.Textarea(description="Description", layout=w.Layout(width="100%", height="50px"))
+        self.declare_button = w.Button(description="Declare provenance", button_style="primary")
+        self.declare_button.on_click(lambda _: self._act(self._declare, self.declare_result))
+        self.declare_result = w.HTML()
+        self.dataset.observe(lambda _: self._show_columns(), names="value")
+
+        tabs = w.Tab(children=[
+            w.VBox([self.session_view]),
+            w.VBox([self.lineage_view]),
+            w.VBox([self.policy_view, self.record_check, self.policy_result]),
+            w.VBox([self.approval_view, self.note,
+                    w.HBox([self.request_button, self.approve_button, self.reject_button]),
+                    self.approval_result]),
+            w.VBox([self.reviews_view, self.quantity, self.chart]),
+            w.VBox([self.dataset, self.source, self.license, self.owner, self.pii, self.description,
+                    self.declare_button, self.declare_result]),
+        ])
+        for index, title in enumerate(TABS):
+            tabs.set_title(index, title)
+        self.tabs = tabs
+        super().__init__([w.HTML(_STYLE), w.HBox([self.model, self.refresh_button]), self.status, tabs],
+                         layout=w.Layout(width="100%", max_width="1200px"), **kwargs)
+        self.add_class("nbgov-panel")
+
+        self._choose_model(model)
+        self.model.observe(lambda _: self._show_model(), names="value")
+        self.quantity.observe(lambda _: self._show_chart(), names="value")
+        self.refresh()
+        self._watch_cells()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _internal(self) -> AbstractContextManager[Any]:
+        """The recorder must not capture the panel's own reads as the notebook's."""
+        return self.recorder.internal() if self.recorder is not None else nullcontext()
+
+    def _query(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._internal():
+            return fn(*args, **kwargs)
+
+    def _policy(self) -> Any:
+        from nbgov.policy import LoadedPolicy, load_policy
+
+        if isinstance(self._policy_given, LoadedPolicy):
+            return self._policy_given
+        return load_policy(self._policy_given)
+
+    @property
+    def selected(self) -> str | None:
+        value = self.model.value
+        return str(value) if value else None
+
+    def _choose_model(self, wanted: str | None) -> None:
+        from nbgov.overview import model_refs
+
+        refs = self._query(model_refs, self.ledger)
+        self.model.options = [(f"{r['ref']} ({r['state']})", r["ref"]) for r in refs]
+        values = [r["ref"] for r in refs]
+        if wanted:
+            match = [v for v in values if v == wanted or v.split("@")[0] == wanted]
+            if not match:
+                self.status.value = message(f"no model version {wanted!r} in the ledger", ok=False)
+            self.model.value = match[0] if match else (values[0] if values else None)
+        elif values and self.model.value not in values:
+            self.model.value = values[0]
+
+    def refresh(self) -> None:
+        """Read everything again (also after each cell, for the Session tab)."""
+        self._choose_model(self.selected)
+        self._show_session()
+        self._show_model()
+        self._show_datasets()
+
+    def _guard(self, view: w.HTML, fn: Callable[[], str]) -> None:
+        try:
+            view.value = fn()
+        except NbgovError as exc:
+            view.value = message(exc.message, ok=False, hint=exc.hint)
+
+    def _show_session(self) -> None:
+        self._last_session_refresh = time.monotonic()
+        self._guard(self.session_view, self._session_html)
+
+    def _session_html(self) -> str:
+        from nbgov.overview import session_summary
+
+        if self.recorder is None:
+            return message("nbgov is not recording in this kernel", ok=False,
+                           hint="run %load_ext nbgov first; the other tabs read the ledger as it is")
+        summary = self._query(session_summary, self.ledger, self.recorder.session_id)
+        failed = f", {summary.failed_cells} failed" if summary.failed_cells else ""
+        parts = [f'<p data-cells="{summary.cells}">Session <code>{html.escape(summary.session_id[:12])}</code>: '
+                 f"<b>{summary.cells}</b> cell(s) captured{failed}.</p>",
+                 "<h4>Datasets</h4>",
+                 table(summary.datasets, [("direction", "direction"), ("path", "path"),
+                                          ("fingerprint", "fingerprint"), ("rows", "rows"), ("via", "via")],
+                       cells={"fingerprint": _short}, empty="no dataset read or written yet"),
+                 "<h4>Models</h4>",
+                 table(summary.models, [("model", "model"), ("version", "version"), ("estimator", "estimator"),
+                                        ("n_samples", "samples"), ("model_fingerprint", "fingerprint")],
+                       cells={"model_fingerprint": _short}, empty="no model fitted yet"),
+                 "<h4>Metrics</h4>",
+                 table(summary.metrics, [("model", "model"), ("version", "version"), ("metric", "metric"),
+                                         ("value", "value"), ("via", "via")], empty="no metric yet")]
+        return "".join(parts)
+
+    def _show_model(self) -> None:
+        for view, render in ((self.lineage_view, self._lineage_html), (self.policy_view, self._policy_html),
+                             (self.approval_view, self._approvals_html), (self.reviews_view, self._reviews_html)):
+            self._guard(view, render)
+        self._choose_quantities()
+
+    def _no_model(self) -> str:
+        return message("no model version recorded yet", ok=False,
+                       hint="fit a model with %load_ext nbgov active; it appears here")
+
+    def _lineage_html(self) -> str:
+        from nbgov.drawing import lineage_svg
+        from nbgov.overview import lineage_graph
+
+        if self.selected is None:
+            return self._no_model()
+        graph = self._query(lineage_graph, self.ledger, self.selected)
+        counts = ", ".join(f"{len(graph.of_kind(k))} {k}(s)" for k in ("dataset", "cell", "evaluation"))
+        return (f"<p>Upstream of <b>{html.escape(self.selected)}</b>: {counts}. Hover a box for its full "
+                f'label.</p><div class="nbgov-scroll nbgov-lineage">{lineage_svg(graph.nodes, graph.edges, focus=graph.focus)}</div>')
+
+    def _policy_html(self) -> str:
+        from nbgov.checks import check_model
+
+        if self.selected is None:
+            return self._no_model()
+        report = self._query(check_model, self.ledger, self.selected, self._policy(), record=False)
+        order = {"fail": 0, "warn": 1, "pass": 2}
+        rows = [f.as_dict() for f in sorted(report.findings, key=lambda f: order.get(f.status, 3))]
+        verdict = "pass" if report.passed else "fail"
+        return (f'<p data-verdict="{verdict}">{html.escape(self.selected)} against the policy '
+                f"<code>{html.escape(str(report.policy_sha256)[:12])}</code> ({html.escape(str(report.policy_source))}): "
+                f"{badge(verdict)} — {len(report.failures)} failing finding(s). Not recorded until you "
+                f"record it.</p>"
+                + table(rows, [("status", "status"), ("code", "rule"), ("subject", "subject"), ("message", "finding"),
+                               ("remedy", "what to do")], cells={"status": badge}))
+
+    def _approvals_html(self) -> str:
+        from nbgov.overview import _rows
+
+        if self.selected is None:
+            return self._no_model()
+        name, version = self.selected.rsplit("@", 1)
+        params = {"m": name, "v": int(version)}
+        current = self._query(self.ledger.query, "SELECT state, author, approvals, approvers FROM model_versions "
+                              "WHERE model = $m AND version = $v", params)
+        history = _rows(self._query(self.ledger.query, """
+            SELECT event_time, decision, reviewer, coalesce(message, statement->>'note') AS detail
+            FROM approvals WHERE model = $m AND version = $v ORDER BY seq DESC""", params))
+        requests = _rows(self._query(self.ledger.query, """
+            SELECT requested_at, requested_by, note, coalesce(decision, 'open') AS decision
+            FROM approval_requests WHERE model = $m AND version = $v ORDER BY seq DESC""", params))
+        state = current.iloc[0]
+        you = self.ledger.actor.id
+        return (f'<p data-state="{html.escape(str(state["state"]))}">{html.escape(self.selected)} is '
+                f"{badge(state['state'])}; trained by <b>{html.escape(str(state['author']))}</b>; "
+                f"approvals: {int(state['approvals'])}. You are <b>{html.escape(you)}</b>.</p>"
+                "<h4>Decisions</h4>"
+                + table(history, [("event_time", "when"), ("decision", "decision"), ("reviewer", "by"),
+                                  ("detail", "reason / note")], cells={"decision": badge},
+                        empty="no decision recorded")
+                + "<h4>Requests</h4>"
+                + table(requests, [("requested_at", "when"), ("requested_by", "by"), ("note", "note"),
+                                   ("decision", "outcome")], empty="no request recorded"))
+
+    def _reviews_html(self) -> str:
+        from nbgov.overview import review_overview
+
+        data = self._query(review_overview, self.ledger, limit=15)
+        return ("<h4>Review runs</h4>"
+                + table(data["runs"], [("started_at", "started"), ("notebook", "notebook"), ("job", "schedule"),
+                                       ("model", "model"), ("status", "status"), ("error_message", "why"),
+                                       ("seconds", "seconds")], cells={"status": badge},
+                        empty="no review run yet (nbgov review run NOTEBOOK)")
+                + "<h4>Schedules</h4>"
+                + table(data["schedules"], [("job", "job"), ("notebook", "notebook"), ("cron", "cron"),
+                                            ("tz", "zone"), ("catch_up", "catch-up"), ("retries", "retries")],
+                        empty="no schedule (nbgov schedule add NOTEBOOK --cron ...)")
+                + ("<h4>Missed runs</h4>" + table(data["missed"], [("scheduled_for", "due"), ("job", "job"),
+                                                                  ("detected_at", "detected")])
+                   if data["missed"] else ""))
+
+    def _choose_quantities(self) -> None:
+        from nbgov.overview import metric_choices
+
+        if self.selected is None:
+            self.quantity.options = []
+            self.chart.value = ""
+            return
+        name = self.selected.rsplit("@", 1)[0]
+        options = self._query(metric_choices, self.ledger, name)
+        keep = self.quantity.value
+        self.quantity.options = options
+        values = [v for _, v in options]
+        self.quantity.value = keep if keep in values else (values[0] if values else None)
+        self._show_chart()
+
+    def _show_chart(self) -> None:
+        self._guard(self.chart, self._chart_html)
+
+    def _chart_html(self) -> str:
+        from nbgov.drawing import line_chart_svg
+        from nbgov.overview import metric_series
+
+        if self.selected is None or not self.quantity.value:
+            return ""
+        try:
+            policy = self._policy()
+        except NbgovError:
+            policy = None
+        series = self._query(metric_series, self.ledger, self.selected.rsplit("@", 1)[0],
+                             str(self.quantity.value), policy)
+        label = None if series.limit is None else f"policy limit {series.limit:g}"
+        svg = line_chart_svg(series.series, limit=series.limit, limit_label=label, breach=series.breach,
+                             title=series.title, y_label=series.y_label)
+        return f'<div class="nbgov-scroll nbgov-chart">{svg}</div>'
+
+    def _show_datasets(self) -> None:
+        if self.recorder is None:
+            self.dataset.options = []
+            self.declare_button.disabled = True
+            self.declare_result.value = message("nbgov is not recording in this kernel", ok=False,
+                                                hint="run %load_ext nbgov first")
+            return
+        frame = self._query(self.ledger.query, """
+            SELECT path, arg_max(columns, seq) AS columns FROM datasets
+            WHERE session_id = $s AND direction = 'read' GROUP BY path ORDER BY min(seq)""",
+                            {"s": self.recorder.session_id})
+        self._columns = {str(p): _column_names(c) for p, c in zip(frame["path"], frame["columns"])}
+        keep = self.dataset.value
+        self.dataset.options = list(self._columns)
+        if self._columns:
+            self.dataset.value = keep if keep in self._columns else next(iter(self._columns))
+        self.declare_button.disabled = not self._columns
+        self._show_columns()
+
+    def _show_columns(self) -> None:
+        self.pii.options = getattr(self, "_columns", {}).get(self.dataset.value, [])
+
+    # -- acting --------------------------------------------------------------------------------
+
+    def _act(self, action: Callable[[], str], view: w.HTML) -> None:
+        """Run a core action; show its outcome, or the core's refusal, then refresh the views."""
+        try:
+            outcome = action()
+        except NbgovError as exc:
+            view.value = message(exc.message, ok=False, hint=exc.hint)
+        except Exception as exc:  # an unexpected error must still be seen, not only logged
+            view.value = message(f"{type(exc).__name__}: {exc}", ok=False)
+            raise
+        else:
+            view.value = message(outcome, ok=True)
+        finally:
+            self._flush()
+            self.refresh()
+
+    def _flush(self) -> None:
+        with self._internal():
+            self.ledger.ingest()
+
+    def _need_model(self) -> str:
+        if self.selected is None:
+            raise NbgovError("choose a model version first")
+        return self.selected
+
+    def _record_check(self) -> str:
+        from nbgov.checks import check_model
+
+        report = self._query(check_model, self.ledger, self._need_model(), self._policy())
+        return f"recorded the check of {report.ref}: {'pass' if report.passed else 'fail'}"
+
+    def _request(self) -> str:
+        from nbgov.approvals import request_approval
+
+        ref = self._need_model()
+        self._query(request_approval, self.ledger, ref, note=self.note.value)
+        return f"requested approval of {ref}"
+
+    def _approve(self) -> str:
+        from nbgov.approvals import approve
+
+        result = self._query(approve, self.ledger, self._need_model(), self._policy(),
+                             note=self.note.value.strip() or None)
+        return str(result)
+
+    def _reject(self) -> str:
+        from nbgov.approvals import reject
+
+        result = self._query(reject, self.ledger, self._need_model(), self._policy(), reason=self.note.value)
+        return str(result)
+
+    def _declare(self) -> str:
+        if self.recorder is None or not self.dataset.value:
+            raise NbgovError("choose a dataset this session read")
+        path = str(self.dataset.value)
+        facts = {"source": self.source.value.strip() or None, "license": self.license.value.strip() or None,
+                 "owner": self.owner.value.strip() or None, "contains_pii": list(self.pii.value) or None,
+                 "description": self.description.value.strip() or None}
+        if not any(facts.values()):
+            raise NbgovError("nothing to declare", hint="fill in at least the source, licence or owner")
+        with self._internal():
+            node = self.recorder.declare_dataset(path, **facts)
+        return f"declared {path} ({node})"
+
+    # -- following the notebook ----------------------------------------------------------------
+
+    def _watch_cells(self) -> None:
+        """Refresh the Session tab after each cell (at most once per REFRESH_EVERY seconds)."""
+        shell = self._shell
+        if shell is None:
+            try:
+                from IPython import get_ipython
+
+                shell = get_ipython()
+            except ImportError:  # pragma: no cover - IPython is a dependency
+                shell = None
+        if shell is None or self.recorder is None:
+            return
+        panel = weakref.ref(self)
+
+        def after_cell(result: Any) -> None:
+            me = panel()
+            if me is None:
+                return
+            me.after_cell()
+
+        self._hook = after_cell
+        shell.events.register("post_run_cell", after_cell)
+        self._shell = shell
+
+    def after_cell(self) -> None:
+        wait = REFRESH_EVERY - (time.monotonic() - self._last_session_refresh)
+        if wait <= 0:
+            self._refresh_after_cell()
+            return
+        with self._refresh_lock:
+            if self._pending is None:
+                self._pending = threading.Timer(wait, self._refresh_after_cell)
+                self._pending.daemon = True
+                self._pending.start()
+
+    def _refresh_after_cell(self) -> None:
+        with self._refresh_lock:
+            self._pending = None
+        self._show_session()
+        self._show_datasets()
+        self._choose_model(self.selected)
+
+    def close(self) -> None:
+        if self._hook is not None:
+            try:
+                self._shell.events.unregister("post_run_cell", self._hook)
+            except ValueError:
+                pass
+            self._hook = None
+        if self._pending is not None:
+            self._pending.cancel()
+        super().close()
+
+
+def _column_names(columns: Any) -> list[str]:
+    """Column names from a dataset event's ``columns`` (names, or [name, dtype] pairs, as JSON)."""
+    import json
+
+    if columns is None:
+        return []
+    if isinstance(columns, str):
+        try:
+            columns = json.loads(columns)
+        except ValueError:
+            return []
+    names: list[str] = []
+    for column in columns if isinstance(columns, Iterable) else []:
+        if isinstance(column, (list, tuple)) and column:
+            names.append(str(column[0]))
+        elif isinstance(column, str):
+            names.append(column)
+    return names
