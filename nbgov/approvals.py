@@ -38,8 +38,8 @@ from nbgov.signing import load_or_create_key, verify
 if TYPE_CHECKING:
     from nbgov.ledger import Ledger
 
-__all__ = ["Approval", "ApprovalRefused", "Rejection", "SignatureCheck", "approve", "reject", "request_approval",
-           "verify_approvals"]
+__all__ = ["Approval", "ApprovalRefused", "Rejection", "SignatureCheck", "approve", "reject",
+           "request_approval", "verify_approvals"]
 
 SELF_APPROVAL = "self_approval"
 MISSING_ROLE = "missing_role"

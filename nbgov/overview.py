@@ -28,6 +28,7 @@ __all__ = [
     "metric_choices",
     "metric_series",
     "model_refs",
+    "records",
     "review_overview",
     "session_summary",
 ]
@@ -37,9 +38,9 @@ __all__ = [
 _SHOWN = ("dataset", "cell", "model", "evaluation", "prediction")
 
 
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Records with NaN/NaT as None (pandas' missing values are not JSON, nor friendly)."""
-    records = frame.to_dict("records")
+    records: list[dict[str, Any]] = frame.to_dict("records")
     for record in records:
         for key, value in record.items():
             if value is None:
@@ -85,7 +86,7 @@ def session_summary(ledger: Ledger, session_id: str) -> SessionSummary:
         SELECT model, version, metric, value, value_json, via, event_time
         FROM metrics WHERE session_id = $s ORDER BY seq""", params)
     return SessionSummary(session_id, int(cells["n"].iloc[0]), int(cells["failed"].iloc[0]),
-                          _rows(datasets), _rows(models), _rows(metrics))
+                          records(datasets), records(models), records(metrics))
 
 
 def model_refs(ledger: Ledger) -> list[dict[str, Any]]:
@@ -94,7 +95,7 @@ def model_refs(ledger: Ledger) -> list[dict[str, Any]]:
         SELECT model || '@' || version AS ref, model, version, state, author, approvals, approvers, tier,
                trained_at
         FROM model_versions ORDER BY trained_at DESC, model, version DESC""")
-    return _rows(frame)
+    return records(frame)
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def lineage_graph(ledger: Ledger, ref: str) -> LineageGraph:
     downstream = ledger.query("""
         SELECT d.node, d.kind, d.label FROM lineage_downstream($n) d
         WHERE d.depth = 1 AND d.kind IN ('evaluation', 'prediction')""", {"n": focus})
-    nodes = {str(r["node"]): r for r in _rows(upstream) + _rows(downstream)}
+    nodes = {str(r["node"]): r for r in records(upstream) + records(downstream)}
     ids = list(nodes)
     edges = ledger.query("SELECT DISTINCT src, dst FROM lineage_edges WHERE src IN (SELECT unnest($ids)) "
                          "AND dst IN (SELECT unnest($ids))", {"ids": ids})
@@ -166,7 +167,7 @@ def review_overview(ledger: Ledger, *, limit: int = 20) -> dict[str, list[dict[s
         FROM schedules ORDER BY job""")
     missed = ledger.query("SELECT detected_at, job, scheduled_for FROM missed_runs "
                           "ORDER BY detected_at DESC LIMIT $n", {"n": limit})
-    return {"runs": _rows(runs), "schedules": _rows(schedules), "missed": _rows(missed)}
+    return {"runs": records(runs), "schedules": records(schedules), "missed": records(missed)}
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,8 @@ def metric_series(ledger: Ledger, model: str, key: str, policy: LoadedPolicy | N
     elif kind == "metric" and name:
         frame = ledger.query("""
             SELECT event_time, 'v' || version AS version, value FROM metrics
-            WHERE model = $m AND metric = $name AND value IS NOT NULL ORDER BY seq""", {"m": model, "name": name})
+            WHERE model = $m AND metric = $name AND value IS NOT NULL ORDER BY seq""",
+            {"m": model, "name": name})
         group = "version"
         limit, breach = None, "below"
         if policy is not None:
@@ -225,7 +227,7 @@ def metric_series(ledger: Ledger, model: str, key: str, policy: LoadedPolicy | N
     else:
         raise ValueError(f"unknown quantity {key!r}: use fairness:<column> or metric:<name>")
     lines: dict[str, list[tuple[dt.datetime, float]]] = {}
-    for record in _rows(frame):
+    for record in records(frame):
         lines.setdefault(str(record[group]), []).append((record["event_time"], float(record["value"])))
     title = f"{model}: {name.replace('_', ' ')}"
     return MetricSeries(title, list(lines.items()), limit, breach, name.replace("_", " "))

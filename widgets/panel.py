@@ -266,15 +266,17 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                            hint="run %load_ext nbgov first; the other tabs read the ledger as it is")
         summary = self._query(session_summary, self.ledger, self.recorder.session_id)
         failed = f", {summary.failed_cells} failed" if summary.failed_cells else ""
-        parts = [f'<p data-cells="{summary.cells}">Session <code>{html.escape(summary.session_id[:12])}</code>: '
+        session = html.escape(summary.session_id[:12])
+        parts = [f'<p data-cells="{summary.cells}">Session <code>{session}</code>: '
                  f"<b>{summary.cells}</b> cell(s) captured{failed}.</p>",
                  "<h4>Datasets</h4>",
                  table(summary.datasets, [("direction", "direction"), ("path", "path"),
                                           ("fingerprint", "fingerprint"), ("rows", "rows"), ("via", "via")],
                        cells={"fingerprint": _short}, empty="no dataset read or written yet"),
                  "<h4>Models</h4>",
-                 table(summary.models, [("model", "model"), ("version", "version"), ("estimator", "estimator"),
-                                        ("n_samples", "samples"), ("model_fingerprint", "fingerprint")],
+                 table(summary.models, [("model", "model"), ("version", "version"),
+                                        ("estimator", "estimator"), ("n_samples", "samples"),
+                                        ("model_fingerprint", "fingerprint")],
                        cells={"model_fingerprint": _short}, empty="no model fitted yet"),
                  "<h4>Metrics</h4>",
                  table(summary.metrics, [("model", "model"), ("version", "version"), ("metric", "metric"),
@@ -282,8 +284,10 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         return "".join(parts)
 
     def _show_model(self) -> None:
-        for view, render in ((self.lineage_view, self._lineage_html), (self.policy_view, self._policy_html),
-                             (self.approval_view, self._approvals_html), (self.reviews_view, self._reviews_html)):
+        for view, render in ((self.lineage_view, self._lineage_html),
+                             (self.policy_view, self._policy_html),
+                             (self.approval_view, self._approvals_html),
+                             (self.reviews_view, self._reviews_html)):
             self._guard(view, render)
         self._choose_quantities()
 
@@ -299,8 +303,9 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
             return self._no_model()
         graph = self._query(lineage_graph, self.ledger, self.selected)
         counts = ", ".join(f"{len(graph.of_kind(k))} {k}(s)" for k in ("dataset", "cell", "evaluation"))
+        picture = lineage_svg(graph.nodes, graph.edges, focus=graph.focus)
         return (f"<p>Upstream of <b>{html.escape(self.selected)}</b>: {counts}. Hover a box for its full "
-                f'label.</p><div class="nbgov-scroll nbgov-lineage">{lineage_svg(graph.nodes, graph.edges, focus=graph.focus)}</div>')
+                f'label.</p><div class="nbgov-scroll nbgov-lineage">{picture}</div>')
 
     def _policy_html(self) -> str:
         from nbgov.checks import check_model
@@ -311,22 +316,23 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         order = {"fail": 0, "warn": 1, "pass": 2}
         rows = [f.as_dict() for f in sorted(report.findings, key=lambda f: order.get(f.status, 3))]
         verdict = "pass" if report.passed else "fail"
+        sha = html.escape(str(report.policy_sha256)[:12])
         return (f'<p data-verdict="{verdict}">{html.escape(self.selected)} against the policy '
-                f"<code>{html.escape(str(report.policy_sha256)[:12])}</code> ({html.escape(str(report.policy_source))}): "
+                f"<code>{sha}</code> ({html.escape(str(report.policy_source))}): "
                 f"{badge(verdict)} — {len(report.failures)} failing finding(s). Not recorded until you "
                 f"record it.</p>"
-                + table(rows, [("status", "status"), ("code", "rule"), ("subject", "subject"), ("message", "finding"),
-                               ("remedy", "what to do")], cells={"status": badge}))
+                + table(rows, [("status", "status"), ("code", "rule"), ("subject", "subject"),
+                               ("message", "finding"), ("remedy", "what to do")], cells={"status": badge}))
 
     def _approvals_html(self) -> str:
-        from nbgov.overview import _rows
+        from nbgov.overview import records as _rows
 
         if self.selected is None:
             return self._no_model()
         name, version = self.selected.rsplit("@", 1)
         params = {"m": name, "v": int(version)}
-        current = self._query(self.ledger.query, "SELECT state, author, approvals, approvers FROM model_versions "
-                              "WHERE model = $m AND version = $v", params)
+        current = self._query(self.ledger.query, "SELECT state, author, approvals, approvers "
+                              "FROM model_versions WHERE model = $m AND version = $v", params)
         history = _rows(self._query(self.ledger.query, """
             SELECT event_time, decision, reviewer, coalesce(message, statement->>'note') AS detail
             FROM approvals WHERE model = $m AND version = $v ORDER BY seq DESC""", params))
@@ -351,7 +357,8 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
 
         data = self._query(review_overview, self.ledger, limit=15)
         return ("<h4>Review runs</h4>"
-                + table(data["runs"], [("started_at", "started"), ("notebook", "notebook"), ("job", "schedule"),
+                + table(data["runs"], [("started_at", "started"), ("notebook", "notebook"),
+                                       ("job", "schedule"),
                                        ("model", "model"), ("status", "status"), ("error_message", "why"),
                                        ("seconds", "seconds")], cells={"status": badge},
                         empty="no review run yet (nbgov review run NOTEBOOK)")
@@ -382,7 +389,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         self._guard(self.chart, self._chart_html)
 
     def _chart_html(self) -> str:
-        from nbgov.drawing import line_chart_svg
+        from nbgov.charts import line_chart_svg
         from nbgov.overview import metric_series
 
         if self.selected is None or not self.quantity.value:
