@@ -267,7 +267,8 @@ def _node_svg(node: str, kind: str | None, label: str, xy: tuple[float, float], 
     return (f'<g class="node {kind or "unknown"}{" focus" if focused else ""}" data-node={_attr(node)}>'
             f"<title>{_text(title)}</title>{_node_shape(kind, x, y, _BOX_W, _BOX_H, stroke)}"
             f'<text x="{x + _BOX_W / 2:.1f}" y="{y + _BOX_H / 2 + (7 if kind == "dataset" else 4):.1f}" '
-            f'text-anchor="middle" fill="#111111">{_text(_fit(label, _BOX_W - 16))}</text></g>')
+            f'text-anchor="middle" fill="#111111">{_text(_fit(label.split(chr(10), 1)[0], _BOX_W - 16))}'
+            "</text></g>")
 
 
 def lineage_svg(nodes: Iterable[Mapping[str, Any]], edges: Iterable[Sequence[Any]], *,
@@ -279,7 +280,8 @@ def lineage_svg(nodes: Iterable[Mapping[str, Any]], edges: Iterable[Sequence[Any
     nodes
         Mappings with keys ``node`` (id), ``kind`` (``dataset``, ``cell``, ``variable``,
         ``model``, ``evaluation``, ``prediction``; anything else is drawn as unknown) and
-        ``label`` (the shortened id when missing), such as rows of the ``lineage_nodes`` view.
+        ``label`` (the shortened id when missing), such as rows of the ``lineage_nodes`` view. A
+        label's first line is drawn in the box; the whole label is in the tooltip.
     edges
         ``(src, dst)`` pairs of ids. A node named only by an edge is drawn with an unknown kind.
     focus

@@ -132,7 +132,19 @@ def lineage_graph(ledger: Ledger, ref: str) -> LineageGraph:
     if not nodes[focus].get("kind"):
         nodes[focus].update(kind="model", label=version.ref)
     contracted = _contract(pairs, shown)
-    return LineageGraph(focus, [nodes[n] for n in ids if n in shown], sorted(contracted))
+    return LineageGraph(focus, [_readable(nodes[n]) for n in ids if n in shown], sorted(contracted))
+
+
+def _readable(node: dict[str, Any]) -> dict[str, Any]:
+    """A short first line for the picture (a file's name, an estimator's class), the full label after."""
+    label = str(node.get("label") or "")
+    short = label
+    if node.get("kind") == "dataset" and "/" in label:
+        short = label.rstrip("/").rsplit("/", 1)[-1]
+    elif node.get("kind") == "model" and "(" in label:
+        head, _, estimator = label.partition(" (")
+        short = f"{head} ({estimator.rstrip(')').rsplit('.', 1)[-1]})"
+    return {**node, "label": short if short == label else f"{short}\n{label}"}
 
 
 def _contract(edges: Iterable[tuple[str, str]], keep: set[str]) -> set[tuple[str, str]]:

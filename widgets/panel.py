@@ -39,9 +39,12 @@ _STYLE = """<style>
 .nbgov-panel table.nbgov-table th { text-align: left; font-weight: 600; padding: 3px 8px;
   border-bottom: 1px solid #bbb; white-space: nowrap; }
 .nbgov-panel table.nbgov-table td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3;
-  vertical-align: top; overflow-wrap: anywhere; }
+  vertical-align: top; overflow-wrap: anywhere; line-height: 1.4; }
+.nbgov-panel table.nbgov-table td.nbgov-col-status, .nbgov-panel table.nbgov-table td.nbgov-col-code,
+.nbgov-panel table.nbgov-table td.nbgov-col-decision, .nbgov-panel table.nbgov-table td.nbgov-col-direction {
+  white-space: nowrap; overflow-wrap: normal; }
 .nbgov-panel .nbgov-badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px;
-  font-weight: 600; color: #fff; white-space: nowrap; }
+  line-height: 1.5; font-weight: 600; color: #fff; white-space: nowrap; background: #57606a; }
 .nbgov-panel .nbgov-pass, .nbgov-panel .nbgov-succeeded, .nbgov-panel .nbgov-granted,
 .nbgov-panel .nbgov-approved { background: #1b7a3d; }
 .nbgov-panel .nbgov-fail, .nbgov-panel .nbgov-failed, .nbgov-panel .nbgov-denied,
@@ -95,7 +98,8 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]],
     head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
     body = "".join(
         "<tr>" + "".join(
-            f"<td>{cells[key](row.get(key)) if key in cells else html.escape(_text(row.get(key)))}</td>"
+            f'<td class="nbgov-col-{html.escape(key)}">'
+            f"{cells[key](row.get(key)) if key in cells else html.escape(_text(row.get(key)))}</td>"
             for key, _ in columns) + "</tr>"
         for row in rows)
     return (f'<div class="nbgov-scroll"><table class="nbgov-table"><thead><tr>{head}</tr></thead>'
@@ -151,14 +155,15 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         self.session_view = w.HTML()
         self.lineage_view = w.HTML()
         self.policy_view = w.HTML()
-        self.record_check = w.Button(description="Record this check", layout=w.Layout(width="180px"))
+        self.record_check = w.Button(description="Record this check",
+                                     layout=w.Layout(width="auto", align_self="flex-start"))
         self.record_check.on_click(lambda _: self._act(self._record_check, self.policy_result))
         self.policy_result = w.HTML()
 
         self.approval_view = w.HTML()
         self.note = w.Textarea(placeholder="note (approve, request) or reason (reject: required)",
-                               layout=w.Layout(width="100%", height="60px"))
-        self.request_button = w.Button(description="Request approval")
+                               layout=w.Layout(width="96%", height="60px"))
+        self.request_button = w.Button(description="Request approval", layout=w.Layout(width="auto"))
         self.approve_button = w.Button(description="Approve", button_style="success")
         self.reject_button = w.Button(description="Reject", button_style="danger")
         self.request_button.on_click(lambda _: self._act(self._request, self.approval_result))
@@ -170,13 +175,15 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         self.quantity = w.Dropdown(description="Plot", layout=w.Layout(width="420px"))
         self.chart = w.HTML()
 
-        self.dataset = w.Dropdown(description="Dataset", layout=w.Layout(width="100%"))
-        self.source = w.Text(description="Source", layout=w.Layout(width="100%"))
-        self.license = w.Text(description="Licence", layout=w.Layout(width="100%"))
-        self.owner = w.Text(description="Owner", layout=w.Layout(width="100%"))
-        self.pii = w.SelectMultiple(description="PII columns", rows=6, layout=w.Layout(width="100%"))
-        self.description = w.Textarea(description="Description", layout=w.Layout(width="100%", height="50px"))
-        self.declare_button = w.Button(description="Declare provenance", button_style="primary")
+        field = w.Layout(width="96%")
+        self.dataset = w.Dropdown(description="Dataset", layout=field)
+        self.source = w.Text(description="Source", layout=field)
+        self.license = w.Text(description="Licence", layout=field)
+        self.owner = w.Text(description="Owner", layout=field)
+        self.pii = w.SelectMultiple(description="PII columns", rows=6, layout=field)
+        self.description = w.Textarea(description="Description", layout=w.Layout(width="96%", height="50px"))
+        self.declare_button = w.Button(description="Declare provenance", button_style="primary",
+                                       layout=w.Layout(width="auto", align_self="flex-start"))
         self.declare_button.on_click(lambda _: self._act(self._declare, self.declare_result))
         self.declare_result = w.HTML()
         self.dataset.observe(lambda _: self._show_columns(), names="value")
@@ -422,6 +429,9 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         if self._columns:
             self.dataset.value = keep if keep in self._columns else next(iter(self._columns))
         self.declare_button.disabled = not self._columns
+        if not self._columns:
+            self.declare_result.value = ('<p class="nbgov-muted">no dataset read in this session yet: '
+                                         "read one (pandas, pyarrow, polars, DuckDB) and it appears here</p>")
         self._show_columns()
 
     def _show_columns(self) -> None:
