@@ -113,7 +113,9 @@ class LineageGraph:
 def lineage_graph(ledger: Ledger, ref: str) -> LineageGraph:
     """The lineage of a model version: everything upstream of it, and its evaluations downstream.
 
-    Variables are contracted: an edge dataset -> variable -> cell becomes dataset -> cell.
+    A variable stands for the cell that bound it (``var:S:N:name`` is cell ``cell:S:N``), so the
+    picture reads dataset -> cell -> model -> evaluation; other nodes off those kinds are
+    contracted into the edges around them.
     """
     from nbgov.registry import model_version
 
@@ -127,23 +129,53 @@ def lineage_graph(ledger: Ledger, ref: str) -> LineageGraph:
     ids = list(nodes)
     edges = ledger.query("SELECT DISTINCT src, dst FROM lineage_edges WHERE src IN (SELECT unnest($ids)) "
                          "AND dst IN (SELECT unnest($ids))", {"ids": ids})
-    pairs = [(str(s), str(d)) for s, d in zip(edges["src"], edges["dst"])]
-    shown = {n for n, r in nodes.items() if r["kind"] in _SHOWN or n == focus}
+    as_cell: dict[str, str] = {}
+    for node, row in nodes.items():
+        cell = _cell_of(node) if row["kind"] == "variable" else None
+        if cell is not None:
+            as_cell[node] = cell
+    cells = sorted(set(as_cell.values()) - set(nodes))
+    if cells:
+        found = ledger.query("SELECT node, kind, label FROM lineage_nodes WHERE node IN (SELECT unnest($c))",
+                             {"c": cells})
+        for row in records(found):
+            nodes[str(row["node"])] = row
+        ids += [c for c in cells if c in nodes]
+    pairs = [(as_cell.get(str(src), str(src)), as_cell.get(str(dst), str(dst)))
+             for src, dst in zip(edges["src"], edges["dst"])]
     if not nodes[focus].get("kind"):
         nodes[focus].update(kind="model", label=version.ref)
-    contracted = _contract(pairs, shown)
+    shown = {n for n, r in nodes.items() if r["kind"] in _SHOWN or n == focus}
+    contracted = _contract([(src, dst) for src, dst in pairs if src != dst], shown)
     return LineageGraph(focus, [_readable(nodes[n]) for n in ids if n in shown], sorted(contracted))
 
 
+def _cell_of(variable: str) -> str | None:
+    """``var:<session>:<n>:<name>`` -> ``cell:<session>:<n>`` (None for another form)."""
+    parts = variable.split(":")
+    return "cell:" + ":".join(parts[1:-1]) if len(parts) >= 4 and parts[0] == "var" else None
+
+
 def _readable(node: dict[str, Any]) -> dict[str, Any]:
-    """A short first line for the picture (a file's name, an estimator's class), the full label after."""
+    """A short first line for the picture (a file's name, a model's name, metric values), the
+    full label after it (shown as the tooltip)."""
+    import json
+
     label = str(node.get("label") or "")
     short = label
-    if node.get("kind") == "dataset" and "/" in label:
+    kind = node.get("kind")
+    if kind == "dataset" and "/" in label:
         short = label.rstrip("/").rsplit("/", 1)[-1]
-    elif node.get("kind") == "model" and "(" in label:
-        head, _, estimator = label.partition(" (")
-        short = f"{head} ({estimator.rstrip(')').rsplit('.', 1)[-1]})"
+    elif kind == "model" and " (" in label:
+        short = label.partition(" (")[0]
+    elif kind == "evaluation" and "{" in label:
+        try:
+            values = json.loads(label[label.index("{"):])
+        except ValueError:
+            values = None
+        if isinstance(values, dict):
+            short = ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else str(k)
+                              for k, v in values.items())
     return {**node, "label": short if short == label else f"{short}\n{label}"}
 
 

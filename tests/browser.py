@@ -21,6 +21,10 @@ A test looks like::
             screenshot(browser.page, artifacts, "panel")
         assert browser.unexpected_errors() == []
 
+Notebook 7 the same way: ``jupyter_notebook7(...)`` instead of ``jupyter_lab(...)``,
+``open_notebook7(page, server, "panel.ipynb")`` instead of ``open_notebook``, then ``run_all_cells``
+as in Lab; allow ``NOTEBOOK7_KNOWN_ERRORS`` in ``unexpected_errors``.
+
 Linux only (process clean-up walks /proc).
 """
 
@@ -41,7 +45,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +70,10 @@ MARKER_VAR = "_NBGOV_TEST_SERVER_ID"
 
 #: Hides the "get notified about Jupyter news?" toast, which can cover a widget (pitfall 4).
 NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False, "doNotDisturbMode": True}
+
+#: The one page error Notebook 7.6.5 + JupyterLab 4.6.6 throws on every load (an upstream bug in the
+#: shortcuts settings plugin; widgets work): pass to BrowserPage.unexpected_errors (pitfall 8).
+NOTEBOOK7_KNOWN_ERRORS = (re.compile(r"^pageerror: Cannot read properties of undefined \(reading 'schema'\)$"),)
 
 TIMEOUT_MS = 60_000
 SERVER_START_TIMEOUT = 60.0
@@ -250,6 +258,19 @@ def _lab_command(root: Path, port: int, token: str) -> list[str]:
     return command
 
 
+def _notebook7_command(root: Path, port: int, token: str) -> list[str]:
+    """Notebook 7 (``python -m notebook``): the same server flags as Lab, its own expose trait.
+
+    JupyterNotebookApp has ``expose_app_in_browser`` of its own (window.jupyterapp). The LabApp
+    flags still apply: Notebook 7 loads the jupyterlab server extension beside it (the log says
+    "Extension Manager is 'readonly'", and /lab/api/news answers {"news": []}).
+    """
+    command = _lab_command(root, port, token)
+    command[command.index("jupyterlab")] = "notebook"
+    command[command.index("--LabApp.expose_app_in_browser=True")] = "--JupyterNotebookApp.expose_app_in_browser=True"
+    return command
+
+
 def _wait_ready(process: subprocess.Popen[bytes], url: str, token: str, deadline: float) -> str | None:
     """None once /api/status answers 200; 'port' if the port was taken; 'exited' / 'timeout'."""
     request = urllib.request.Request(url + "api/status", headers={"Authorization": f"token {token}"})
@@ -275,12 +296,33 @@ def jupyter_lab(root: Path, tmp: Path, env: dict[str, str] | None = None) -> Ite
     SIGTERM (it shuts its kernels down), SIGKILL after 20 s, and any process of it still alive is
     killed; if one survives even that, the exit raises.
     """
+    with _jupyter_server(root, tmp, env, _lab_command, name="JupyterLab", prefix="lab-",
+                         log_name="jupyterlab.log") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def jupyter_notebook7(root: Path, tmp: Path, env: dict[str, str] | None = None) -> Iterator[LabServer]:
+    """Run Notebook 7 (``python -m notebook``) like :func:`jupyter_lab`: same isolation, flags,
+    token, port handling and clean-up; ``window.jupyterapp`` is exposed. Open notebooks in it
+    with :func:`open_notebook7`, run them with :func:`run_all_cells`.
+    """
+    with _jupyter_server(root, tmp, env, _notebook7_command, name="Notebook 7", prefix="nb7-",
+                         log_name="notebook7.log") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _jupyter_server(root: Path, tmp: Path, env: dict[str, str] | None,
+                    make_command: Callable[[Path, int, str], list[str]], *, name: str, prefix: str,
+                    log_name: str) -> Iterator[LabServer]:
+    """The body of jupyter_lab / jupyter_notebook7: ``make_command(root, port, token)`` is the argv."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"the notebook root {root} is not a directory")
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="lab-", dir=tmp))
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp))
     server_id = secrets.token_hex(8)
     token = secrets.token_hex(24)
     full_env = dict(os.environ)
@@ -288,7 +330,7 @@ def jupyter_lab(root: Path, tmp: Path, env: dict[str, str] | None = None) -> Ite
     full_env["JUPYTER_PLATFORM_DIRS"] = "1"  # silences jupyter_core's deprecation warning
     full_env.update(env or {})
     full_env[MARKER_VAR] = server_id
-    log_path = base / "jupyterlab.log"
+    log_path = base / log_name
 
     process: subprocess.Popen[bytes] | None = None
     server: LabServer | None = None
@@ -301,7 +343,7 @@ def jupyter_lab(root: Path, tmp: Path, env: dict[str, str] | None = None) -> Ite
                 log.write(f"--- attempt {_attempt + 1}: port {port}\n".encode())
                 log.flush()
                 process = subprocess.Popen(
-                    _lab_command(root, port, token), cwd=root, env=full_env, stdin=subprocess.DEVNULL,
+                    make_command(root, port, token), cwd=root, env=full_env, stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             state = _wait_ready(process, url, token, deadline)
             if state is None:
@@ -311,9 +353,9 @@ def jupyter_lab(root: Path, tmp: Path, env: dict[str, str] | None = None) -> Ite
             if state == "exited" and "is not available" in _tail(log_path, 20):
                 process = None  # someone took the port between _free_port() and the bind: retry
                 continue
-            raise RuntimeError(f"JupyterLab did not start ({state}); log {log_path}:\n{_tail(log_path, 60)}")
+            raise RuntimeError(f"{name} did not start ({state}); log {log_path}:\n{_tail(log_path, 60)}")
         else:
-            raise RuntimeError(f"JupyterLab found no free port; log {log_path}:\n{_tail(log_path, 60)}")
+            raise RuntimeError(f"{name} found no free port; log {log_path}:\n{_tail(log_path, 60)}")
     except BaseException:
         if process is not None:
             _stop_server(process, server_id)
@@ -328,7 +370,7 @@ def jupyter_lab(root: Path, tmp: Path, env: dict[str, str] | None = None) -> Ite
     finally:
         survivors = _stop_server(process, server_id)
         if survivors and not failed:
-            raise RuntimeError(f"processes of the JupyterLab server survived SIGKILL: {survivors}")
+            raise RuntimeError(f"processes of the {name} server survived SIGKILL: {survivors}")
 
 
 # --- Chromium ------------------------------------------------------------------------------------
@@ -448,6 +490,23 @@ def open_notebook(page: Page, server: LabServer, relpath: str, workspace: str,
         wait_kernel_idle(page, relpath)
 
 
+def open_notebook7(page: Page, server: LabServer, relpath: str, wait_kernel: bool = True) -> None:
+    """Open ``relpath`` in Notebook 7 (a :func:`jupyter_notebook7` server) at ``/notebooks/<relpath>``.
+
+    Waits until its panel's context is ready and (``wait_kernel``, default) its kernel connected
+    and idle, through ``window.jupyterapp`` as in Lab: Notebook 7's app has the same shell and
+    sessionContext API, and the same trap of an execution indicator that says "idle" before any
+    kernel is attached (pitfall 3). Notebook 7 has no workspaces: each page shows one notebook,
+    which is the current widget, so :func:`run_all_cells` then runs it.
+    """
+    page.goto(f"{server.url}notebooks/{quote(relpath)}?token={quote(server.token)}")
+    page.wait_for_function(
+        f"(path) => {{ const w = ({_FIND_PANEL})(path); return !!(w && w.context.isReady); }}",
+        arg=relpath)
+    if wait_kernel:
+        wait_kernel_idle(page, relpath)
+
+
 def wait_kernel_idle(page: Page, relpath: str | None = None, timeout: float = TIMEOUT_MS) -> None:
     """Wait until the notebook's session is ready and its kernel connected and idle.
 
@@ -466,7 +525,7 @@ def wait_kernel_idle(page: Page, relpath: str | None = None, timeout: float = TI
 
 
 def run_all_cells(page: Page) -> None:
-    """Start "Run All Cells" on the current notebook and return at once.
+    """Start "Run All Cells" on the current notebook and return at once (Lab or Notebook 7).
 
     Fire and forget: the command's promise is never returned to Playwright, because
     page.evaluate has no timeout (pitfall 2). Wait for the cells' effects with expect(...).

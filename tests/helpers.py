@@ -155,6 +155,26 @@ def bias_test(home: Path, ref: str, *, gap: bool, author: str = "ana", policy=No
     return result
 
 
+def governed_ledger(tmp_path: Path) -> tuple[Path, Path]:
+    """A ledger under *tmp_path* for the panel's browser tests: ana trained credit@1 on a small
+    file and ran a passing bias test; ines (admin) made rita an approver. Returns (ledger home,
+    policy file) for NBGOV_HOME and NBGOV_POLICY."""
+    from nbgov.ledger import Ledger
+    from nbgov.registry import grant_role
+
+    home = tmp_path / "ledger"
+    Ledger.init(home)
+    policy = write_policy(tmp_path)
+    data = tmp_path / "loans.csv"
+    data.write_text("income,default\n1,0\n2,1\n")
+    ref = train_version(home, data)
+    bias_test(home, ref, gap=False, policy=policy)
+    admin = as_user(home, "ines")
+    grant_role(admin, "ines", "admin")
+    grant_role(admin, "rita", "approver")
+    return home, Path(policy.source)
+
+
 def review_notebook(path: Path, *cells: str, parameters: str = "x = 1\nlabel = 'a'") -> Path:
     """A small notebook with a ``parameters`` cell followed by *cells* (markdown first, like a
     real review)."""

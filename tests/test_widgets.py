@@ -217,3 +217,33 @@ def test_declaring_nothing_is_refused(shell, tmp_path: Path) -> None:  # type: i
     panel.declare_button.click()
     assert "nothing to declare" in panel.declare_result.value
     assert Ledger(tmp_path / "ledger").query("SELECT count(*) AS n FROM dataset_declarations")["n"].iloc[0] == 0
+
+
+def test_lineage_reads_dataset_cell_model_evaluation(shell, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from nbgov.overview import lineage_graph
+
+    (tmp_path / "loans.csv").write_text("income,debt,default\n" + "".join(
+        f"{i},{(i * 7) % 11},{int(i % 3 == 0)}\n" for i in range(60)))
+    cells = ["import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+             "from sklearn.metrics import accuracy_score",
+             "frame = pd.read_csv('loans.csv')",
+             "X, y = frame[['income', 'debt']], frame['default']",
+             "%%nbgov train --model credit\nmodel = LogisticRegression().fit(X, y)",
+             "accuracy_score(y, model.predict(X))"]
+    for cell in cells:
+        assert shell.run_cell(cell).success, cell
+    graph = lineage_graph(Ledger(tmp_path / "ledger"), "credit@1")
+    kinds = {n["node"]: n["kind"] for n in graph.nodes}
+    assert "variable" not in kinds.values()  # variables stand for the cells that bound them
+    by_kind = {kind: [n for n, k in kinds.items() if k == kind] for kind in set(kinds.values())}
+    [dataset], [model] = by_kind["dataset"], by_kind["model"]
+    assert model == graph.focus == "model:credit@1"
+    edges = set(graph.edges)
+    # loans.csv -> the cell that read it -> ... -> the training cell -> credit@1 -> its evaluation
+    assert any(src == dataset and kinds[dst] == "cell" for src, dst in edges)
+    assert any(kinds[src] == "cell" and dst == model for src, dst in edges)
+    assert any(src == model and kinds[dst] == "evaluation" for src, dst in edges)
+    labels = {n["node"]: n["label"] for n in graph.nodes}
+    assert labels[dataset].splitlines()[0] == "loans.csv"  # a short first line, the full path after
+    assert labels[dataset].splitlines()[1] == str(tmp_path / "loans.csv")
+    assert any(label.startswith("accuracy_score ") for label in labels.values())

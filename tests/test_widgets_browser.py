@@ -24,25 +24,10 @@ from browser import (
     screenshot,
 )
 
-from helpers import as_user, bias_test, train_version, write_policy
+from helpers import governed_ledger
 from nbgov.ledger import Ledger
-from nbgov.registry import grant_role
 
 EXAMPLE = Path(__file__).parents[1] / "example_notebooks" / "review_panel.ipynb"
-
-
-def _governed(tmp_path: Path) -> tuple[Path, Path]:
-    home = tmp_path / "ledger"
-    Ledger.init(home)
-    policy = write_policy(tmp_path)
-    data = tmp_path / "loans.csv"
-    data.write_text("income,default\n1,0\n2,1\n")
-    ref = train_version(home, data)
-    bias_test(home, ref, gap=False, policy=policy)
-    admin = as_user(home, "ines")
-    grant_role(admin, "ines", "admin")
-    grant_role(admin, "rita", "approver")
-    return home, Path(policy.source)
 
 
 def _open_panel(page, lab, who: str):  # type: ignore[no-untyped-def]
@@ -75,7 +60,7 @@ def test_author_is_refused_and_reviewer_approves_in_jupyterlab(tmp_path: Path) -
     require_browser()
     from playwright.sync_api import expect
 
-    home, policy = _governed(tmp_path)
+    home, policy = governed_ledger(tmp_path)
     artifacts = artifacts_dir()
     common = {"NBGOV_HOME": str(home), "NBGOV_POLICY": str(policy), "NBGOV_KEY_DIR": str(tmp_path / "keys")}
 
