@@ -18,6 +18,16 @@ from nbgov.ledger import Ledger
 from nbgov.registry import grant_role
 
 
+@pytest.fixture(autouse=True)
+def _close_widgets():  # type: ignore[no-untyped-def]
+    """Close every widget a test made (outside a kernel, ipywidgets complains when they are
+    collected at interpreter exit instead)."""
+    yield
+    import ipywidgets
+
+    ipywidgets.Widget.close_all()
+
+
 @pytest.fixture
 def governed(tmp_path: Path, home: Path):  # type: ignore[no-untyped-def]
     """credit@1 trained by ana (passing bias test), rita and omar approvers; returns (home, policy)."""
@@ -186,8 +196,9 @@ def test_session_tab_follows_the_cells_and_the_provenance_form_declares(shell, t
     assert isinstance(panel, panel_module.GovernancePanel)
     assert "loans.csv" in panel.session_view.value
     cells_before = int(panel.session_view.value.split('data-cells="')[1].split('"')[0])
-    panel._last_session_refresh = 0.0  # the next cell refreshes at once (no throttling wait)
+    assert panel.wait_for_refresh()  # the refresh after the panel's own cell
     assert shell.run_cell("x = 1").success
+    assert panel.wait_for_refresh()  # refreshed in the background, within a second
     cells_after = int(panel.session_view.value.split('data-cells="')[1].split('"')[0])
     assert cells_after > cells_before
 

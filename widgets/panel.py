@@ -13,104 +13,25 @@ An action the core refuses shows the core's message and hint.
 
 from __future__ import annotations
 
+import atexit
 import html
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import ipywidgets as w
 
 from nbgov.errors import NbgovError
+from nbgov.widgets.render import STYLE, badge, column_names, message, short, table
 
 __all__ = ["GovernancePanel"]
 
 TABS = ("Session", "Lineage", "Policy", "Approvals", "Reviews", "Provenance")
+_LIVE: weakref.WeakSet[GovernancePanel] = weakref.WeakSet()
 REFRESH_EVERY = 1.0  # seconds: at most one Session refresh per interval while cells run
-
-_STYLE = """<style>
-.nbgov-panel { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
-  color: var(--jp-ui-font-color1, #1f1f1f); max-width: 100%; box-sizing: border-box; }
-.nbgov-panel .nbgov-scroll { max-width: 100%; overflow-x: auto; }
-.nbgov-panel table.nbgov-table { border-collapse: collapse; margin: 4px 0 10px 0; width: 100%;
-  table-layout: auto; }
-.nbgov-panel table.nbgov-table th { text-align: left; font-weight: 600; padding: 3px 8px;
-  border-bottom: 1px solid #bbb; white-space: nowrap; }
-.nbgov-panel table.nbgov-table td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3;
-  vertical-align: top; overflow-wrap: anywhere; line-height: 1.4; }
-.nbgov-panel table.nbgov-table td.nbgov-col-status, .nbgov-panel table.nbgov-table td.nbgov-col-code,
-.nbgov-panel table.nbgov-table td.nbgov-col-decision, .nbgov-panel table.nbgov-table td.nbgov-col-direction {
-  white-space: nowrap; overflow-wrap: normal; }
-.nbgov-panel .nbgov-badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px;
-  line-height: 1.5; font-weight: 600; color: #fff; white-space: nowrap; background: #57606a; }
-.nbgov-panel .nbgov-pass, .nbgov-panel .nbgov-succeeded, .nbgov-panel .nbgov-granted,
-.nbgov-panel .nbgov-approved { background: #1b7a3d; }
-.nbgov-panel .nbgov-fail, .nbgov-panel .nbgov-failed, .nbgov-panel .nbgov-denied,
-.nbgov-panel .nbgov-rejected, .nbgov-panel .nbgov-timed_out, .nbgov-panel .nbgov-kernel_died,
-.nbgov-panel .nbgov-rejection.denied { background: #b3261e; }
-.nbgov-panel .nbgov-warn, .nbgov-panel .nbgov-running, .nbgov-panel .nbgov-missed,
-.nbgov-panel .nbgov-trained, .nbgov-panel .nbgov-validated { background: #8a5a00; }
-.nbgov-panel .nbgov-muted { color: #5f5f5f; }
-.nbgov-panel .nbgov-message { padding: 6px 8px; border-radius: 4px; margin: 6px 0; }
-.nbgov-panel .nbgov-message.ok { background: #e6f4ea; border: 1px solid #1b7a3d; }
-.nbgov-panel .nbgov-message.refused { background: #fce8e6; border: 1px solid #b3261e; }
-.nbgov-panel h4 { margin: 8px 0 4px 0; font-size: 14px; }
-</style>"""
-
-
-# -- small HTML helpers --------------------------------------------------------------------------
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if hasattr(value, "strftime"):
-        return str(value.strftime("%Y-%m-%d %H:%M"))
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_text(v) for v in value)
-    return str(value)
-
-
-def _short(value: Any, keep: int = 12) -> str:
-    """A long id or fingerprint shortened, the full value in a tooltip."""
-    text = _text(value)
-    if len(text) <= keep:
-        return html.escape(text)
-    return f'<span title="{html.escape(text)}">{html.escape(text[:keep])}…</span>'
-
-
-def badge(status: Any) -> str:
-    text = _text(status)
-    css = "-".join(text.split()) or "none"
-    return f'<span class="nbgov-badge nbgov-{html.escape(css)}">{html.escape(text)}</span>'
-
-
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]],
-          *, cells: Mapping[str, Callable[[Any], str]] | None = None, empty: str = "nothing yet") -> str:
-    """An HTML table of *rows*; *columns* are (key, heading); *cells* format a column as HTML."""
-    if not rows:
-        return f'<p class="nbgov-muted">{html.escape(empty)}</p>'
-    cells = cells or {}
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in columns)
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td class="nbgov-col-{html.escape(key)}">'
-            f"{cells[key](row.get(key)) if key in cells else html.escape(_text(row.get(key)))}</td>"
-            for key, _ in columns) + "</tr>"
-        for row in rows)
-    return (f'<div class="nbgov-scroll"><table class="nbgov-table"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
-
-
-def message(text: str, *, ok: bool, hint: str | None = None) -> str:
-    more = f'<br><span class="nbgov-muted">{html.escape(hint)}</span>' if hint else ""
-    kind = "ok" if ok else "refused"
-    return f'<div class="nbgov-message {kind}" data-outcome="{kind}">{html.escape(text)}{more}</div>'
-
 
 # -- the panel -----------------------------------------------------------------------------------
 
@@ -144,6 +65,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         self._refresh_lock = threading.Lock()
         self._last_session_refresh = 0.0
         self._pending: threading.Timer | None = None
+        self._workers: list[threading.Timer] = []  # refreshes started and maybe still running
         self._hook: Callable[..., None] | None = None
         self._shell = shell
 
@@ -202,7 +124,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         for index, title in enumerate(TABS):
             tabs.set_title(index, title)
         self.tabs = tabs
-        super().__init__([w.HTML(_STYLE), w.HBox([self.model, self.refresh_button]), self.status, tabs],
+        super().__init__([w.HTML(STYLE), w.HBox([self.model, self.refresh_button]), self.status, tabs],
                          layout=w.Layout(width="100%", max_width="1200px"), **kwargs)
         self.add_class("nbgov-panel")
 
@@ -211,6 +133,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         self.quantity.observe(lambda _: self._show_chart(), names="value")
         self.refresh()
         self._watch_cells()
+        _LIVE.add(self)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -279,12 +202,12 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                  "<h4>Datasets</h4>",
                  table(summary.datasets, [("direction", "direction"), ("path", "path"),
                                           ("fingerprint", "fingerprint"), ("rows", "rows"), ("via", "via")],
-                       cells={"fingerprint": _short}, empty="no dataset read or written yet"),
+                       cells={"fingerprint": short}, empty="no dataset read or written yet"),
                  "<h4>Models</h4>",
                  table(summary.models, [("model", "model"), ("version", "version"),
                                         ("estimator", "estimator"), ("n_samples", "samples"),
                                         ("model_fingerprint", "fingerprint")],
-                       cells={"model_fingerprint": _short}, empty="no model fitted yet"),
+                       cells={"model_fingerprint": short}, empty="no model fitted yet"),
                  "<h4>Metrics</h4>",
                  table(summary.metrics, [("model", "model"), ("version", "version"), ("metric", "metric"),
                                          ("value", "value"), ("via", "via")], empty="no metric yet")]
@@ -423,7 +346,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
             SELECT path, arg_max(columns, seq) AS columns FROM datasets
             WHERE session_id = $s AND direction = 'read' GROUP BY path ORDER BY min(seq)""",
                             {"s": self.recorder.session_id})
-        self._columns = {str(p): _column_names(c) for p, c in zip(frame["path"], frame["columns"])}
+        self._columns = {str(p): column_names(c) for p, c in zip(frame["path"], frame["columns"])}
         keep = self.dataset.value
         self.dataset.options = list(self._columns)
         if self._columns:
@@ -505,7 +428,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
     # -- following the notebook ----------------------------------------------------------------
 
     def _watch_cells(self) -> None:
-        """Refresh the Session tab after each cell (at most once per REFRESH_EVERY seconds)."""
+        """Refresh the Session tab after each cell (in the background, at most once per REFRESH_EVERY s)."""
         shell = self._shell
         if shell is None:
             try:
@@ -529,22 +452,37 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         self._shell = shell
 
     def after_cell(self) -> None:
-        wait = REFRESH_EVERY - (time.monotonic() - self._last_session_refresh)
-        if wait <= 0:
-            self._refresh_after_cell()
-            return
+        """Schedule a Session refresh off the kernel's thread: the cell's reply is not delayed."""
         with self._refresh_lock:
-            if self._pending is None:
-                self._pending = threading.Timer(wait, self._refresh_after_cell)
-                self._pending.daemon = True
-                self._pending.start()
+            if self._pending is not None:
+                return  # one refresh is coming; it will read this cell too
+            wait = max(0.0, REFRESH_EVERY - (time.monotonic() - self._last_session_refresh))
+            self._pending = threading.Timer(wait, self._refresh_after_cell)
+            self._pending.daemon = True
+            self._workers.append(self._pending)
+            self._pending.start()
 
     def _refresh_after_cell(self) -> None:
         with self._refresh_lock:
             self._pending = None
-        self._show_session()
-        self._show_datasets()
-        self._choose_model(self.selected)
+            self._workers = [t for t in self._workers if t.is_alive()]
+        try:
+            self._show_session()
+            self._show_datasets()
+            self._choose_model(self.selected)
+        except Exception as exc:  # noqa: BLE001 - a background refresh must not die silently
+            self.status.value = message(f"could not refresh: {type(exc).__name__}: {exc}", ok=False)
+
+    def wait_for_refresh(self, timeout: float = 10.0) -> bool:
+        """Wait until no Session refresh is pending (for scripts and tests); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._refresh_lock:
+                pending = self._pending
+            if pending is None:
+                return True
+            pending.join(timeout=max(0.0, deadline - time.monotonic()))
+        return False
 
     def close(self) -> None:
         if self._hook is not None:
@@ -558,21 +496,12 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         super().close()
 
 
-def _column_names(columns: Any) -> list[str]:
-    """Column names from a dataset event's ``columns`` (names, or [name, dtype] pairs, as JSON)."""
-    import json
-
-    if columns is None:
-        return []
-    if isinstance(columns, str):
-        try:
-            columns = json.loads(columns)
-        except ValueError:
-            return []
-    names: list[str] = []
-    for column in columns if isinstance(columns, Iterable) else []:
-        if isinstance(column, (list, tuple)) and column:
-            names.append(str(column[0]))
-        elif isinstance(column, str):
-            names.append(column)
-    return names
+@atexit.register
+def _settle_at_exit() -> None:
+    """Let a background refresh finish before the interpreter exits (never kill it mid-query)."""
+    for panel in list(_LIVE):
+        with panel._refresh_lock:
+            workers, panel._workers, panel._pending = panel._workers, [], None
+        for worker in workers:
+            worker.cancel()  # not started yet: never starts
+            worker.join(timeout=10)  # running: let it finish its query
