@@ -28,7 +28,14 @@ def test_writers_ingesters_and_a_reader_at_once(home: Path, tmp_path: Path) -> N
     stop = tmp_path / "stop"
     ingesters = [_start("ingester.py", str(home), str(stop)) for _ in range(2)]
     reader = _start("reader.py", str(home), str(stop))
-    # About two seconds of writing per writer, so ingest and queries run while they write.
+    # The writers start once every ingester and the reader has done a first round (a loaded
+    # machine starts processes slowly), and write for about two seconds each, so ingest and
+    # queries run while they write.
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("stop.ready-*"))) < 3:
+        assert time.monotonic() < deadline, "the ingesters and the reader did not start"
+        assert all(p.poll() is None for p in [*ingesters, reader]), "an ingester or the reader died"
+        time.sleep(0.05)
     writers = [_start("writer.py", str(home), f"w{k}", str(PER_WRITER), "25") for k in range(WRITERS)]
     reported: dict[str, list[str]] = {}
     for k, writer in enumerate(writers):

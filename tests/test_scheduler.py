@@ -129,9 +129,11 @@ def test_a_dst_fall_back_day_runs_a_0230_local_job_once(ledger: Ledger, notebook
 
 @pytest.mark.slow
 def test_failed_runs_are_retried_after_the_backoff(ledger: Ledger, notebooks: Path) -> None:
-    origin = _recent_midnight()
-    add_schedule(ledger, notebooks / "fails.ipynb", cron="0 * * * *", retries=1, job="flaky", now=origin)
-    clock = FixedClock(dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(minutes=1))
+    hour = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # scheduled a minute before this hour's run (also in the first hour of a UTC day)
+    add_schedule(ledger, notebooks / "fails.ipynb", cron="0 * * * *", retries=1, job="flaky",
+                 now=hour - dt.timedelta(minutes=1))
+    clock = FixedClock(hour + dt.timedelta(minutes=1))
     scheduler = Scheduler(ledger, clock=clock)
     assert len(scheduler.tick().launched) == 1
     scheduler.wait()

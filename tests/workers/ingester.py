@@ -29,5 +29,7 @@ rounds = events = 0
 while not os.path.exists(stop):
     events += ledger.ingest().events
     rounds += 1
+    if rounds == 1:  # tell the test this ingester is up (it starts the writers then)
+        open(f"{stop}.ready-{os.getpid()}", "w").close()
     time.sleep(0.01)
 print(f"ingester {os.getpid()}: {rounds} rounds, {events} events", flush=True)

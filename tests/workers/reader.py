@@ -19,4 +19,6 @@ while not os.path.exists(stop):
         print(result.stderr, file=sys.stderr)
         sys.exit(1)
     queries += 1
+    if queries == 1:  # tell the test this reader is up (it starts the writers then)
+        open(f"{stop}.ready-{os.getpid()}", "w").close()
 print(f"reader: {queries} queries", flush=True)
