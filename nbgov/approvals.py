@@ -46,7 +46,6 @@ MISSING_ROLE = "missing_role"
 CHECK_FAILED = "policy_check_failed"
 RETIRED = "retired"
 REJECTED = "rejected"
-NO_REASON = "no_reason"
 ALREADY_APPROVED = "already_approved_by_reviewer"
 
 
@@ -56,8 +55,8 @@ class ApprovalRefused(NbgovError):
     Attributes
     ----------
     reasons : list[str]
-        Reason codes (self_approval, missing_role, policy_check_failed, retired,
-        already_approved_by_reviewer).
+        Reason codes (self_approval, missing_role, policy_check_failed, retired, rejected,
+        already_approved_by_reviewer; for a refused rejection also approved).
     event_id : str
         The ``approval_denied`` event.
     check : CheckReport
