@@ -1,0 +1,168 @@
+"""RFC 9162 Merkle trees: known-answer vectors, an independent implementation, properties."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nbgov.merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    ProofError,
+    Tree,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+
+VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "rfc9162"
+
+
+def _vectors(kind: str) -> list[Path]:
+    folder = VECTORS / kind
+    return sorted(folder.rglob("*.json")) if folder.is_dir() else []
+
+
+def _b64(value: str | None) -> bytes:
+    return base64.b64decode(value) if value else b""
+
+
+def _need_vectors() -> None:
+    if not VECTORS.is_dir():
+        pytest.skip(f"the RFC 9162 vectors are not at {VECTORS} (they live beside the project, not in it)")
+
+
+@pytest.mark.parametrize("path", _vectors("inclusion"), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_inclusion_vectors(path: Path) -> None:
+    case = json.loads(path.read_text())
+    proof = [_b64(p) for p in case.get("proof") or []]
+    run = lambda: verify_inclusion(case["leafIdx"], case["treeSize"], _b64(case["leafHash"]),  # noqa: E731
+                                   proof, _b64(case["root"]))
+    if case["wantErr"]:
+        with pytest.raises(ProofError):
+            run()
+    else:
+        run()
+
+
+@pytest.mark.parametrize("path", _vectors("consistency"), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_consistency_vectors(path: Path) -> None:
+    case = json.loads(path.read_text())
+    proof = [_b64(p) for p in case.get("proof") or []]
+    run = lambda: verify_consistency(case["size1"], case["size2"], _b64(case["root1"]),  # noqa: E731
+                                     _b64(case["root2"]), proof)
+    if case["wantErr"]:
+        with pytest.raises(ProofError):
+            run()
+    else:
+        run()
+
+
+def test_the_vectors_are_there_and_cover_both_outcomes() -> None:
+    _need_vectors()
+    cases = [json.loads(p.read_text()) for p in _vectors("inclusion") + _vectors("consistency")]
+    assert len(cases) > 150  # 196 in transparency-dev/merkle 417fb0c
+    assert {c["wantErr"] for c in cases} == {True, False}
+
+
+def test_roots_agree_with_an_independent_implementation() -> None:
+    pymerkle = pytest.importorskip("pymerkle")
+    other = pymerkle.InmemoryTree(algorithm="sha256")  # 0x00 / 0x01 prefixes, as RFC 9162
+    entries = [f"event {i}".encode() for i in range(70)]
+    mine = Tree([leaf_hash(e) for e in entries])
+    for size, entry in enumerate(entries, start=1):
+        other.append_entry(entry)
+        assert mine.root(size) == other.get_state(size), size
+    assert mine.root(0) == EMPTY_ROOT == other.get_state(0)
+
+
+def _tree(size: int) -> Tree:
+    return Tree([leaf_hash(i.to_bytes(4, "big")) for i in range(size)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))))
+def test_every_inclusion_proof_verifies_and_a_changed_one_does_not(case: tuple[int, int]) -> None:
+    size, index = case
+    tree = _tree(size)
+    proof = inclusion_proof(tree, index, size)
+    verify_inclusion(index, size, tree.leaves[index], proof, tree.root())
+    with pytest.raises(ProofError):
+        verify_inclusion(index, size, leaf_hash(b"another event"), proof, tree.root())
+    if proof:
+        bad = [bytes([proof[0][0] ^ 1]) + proof[0][1:], *proof[1:]]
+        with pytest.raises(ProofError):
+            verify_inclusion(index, size, tree.leaves[index], bad, tree.root())
+        with pytest.raises(ProofError):
+            verify_inclusion(index, size, tree.leaves[index], proof[:-1], tree.root())
+    if size > 1:
+        with pytest.raises(ProofError):  # the same path does not prove another position
+            verify_inclusion((index + 1) % size, size, tree.leaves[index], proof, tree.root())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300).flatmap(lambda n: st.tuples(st.integers(1, n), st.just(n))))
+def test_every_consistency_proof_verifies_and_a_fork_does_not(case: tuple[int, int]) -> None:
+    size1, size2 = case
+    tree = _tree(size2)
+    proof = consistency_proof(tree, size1, size2)
+    verify_consistency(size1, size2, tree.root(size1), tree.root(size2), proof)
+    if size1 < size2:
+        forked = Tree([*tree.leaves[:size1 - 1], leaf_hash(b"rewritten"), *tree.leaves[size1:]])
+        with pytest.raises(ProofError):  # a history that changed a recorded leaf
+            verify_consistency(size1, size2, tree.root(size1), forked.root(size2),
+                               consistency_proof(forked, size1, size2))
+        with pytest.raises(ProofError):
+            verify_consistency(size1, size2, tree.root(size1), tree.root(size2), proof[:-1])
+
+
+@given(st.lists(st.binary(max_size=40), max_size=200))
+def test_the_frontier_grows_to_the_same_root_without_rebuilding(entries: list[bytes]) -> None:
+    frontier = Frontier()
+    leaves = [leaf_hash(e) for e in entries]
+    tree = Tree(leaves)
+    stored: dict[tuple[int, int], bytes] = {}
+    for size, leaf in enumerate(leaves, start=1):
+        for level, index, value in frontier.append(leaf):
+            stored[(level, index)] = value
+        assert frontier.root() == tree.root(size)
+        assert len(frontier.hashes) == bin(size).count("1")  # at most log2(n) hashes kept
+    # what it reported finished are exactly the complete subtrees, with their hashes
+    assert len(stored) == sum(len(leaves) >> level for level in range(len(leaves).bit_length()))
+    for (level, index), value in stored.items():
+        assert value == tree.hash(index << level, (index + 1) << level)
+
+
+def test_known_small_trees() -> None:
+    a, b, c = (leaf_hash(x) for x in (b"a", b"b", b"c"))
+    tree = Tree([a, b, c])
+    from nbgov.merkle import node_hash
+
+    assert tree.root(1) == a
+    assert tree.root(2) == node_hash(a, b)
+    assert tree.root(3) == node_hash(node_hash(a, b), c)  # k = 2 for n = 3
+    assert inclusion_proof(tree, 2, 3) == [node_hash(a, b)]
+    assert inclusion_proof(tree, 0, 3) == [b, c]
+    assert consistency_proof(tree, 2, 3) == [c]  # size 2 is complete: its root is implicit
+    assert consistency_proof(tree, 1, 3) == [b, c]
+
+
+def test_bad_arguments() -> None:
+    tree = _tree(4)
+    with pytest.raises(ValueError, match="leaf 4 is not in a tree of size 4"):
+        inclusion_proof(tree, 4, 4)
+    with pytest.raises(ValueError, match="no consistency proof from size 5 to size 4"):
+        consistency_proof(tree, 5, 4)
+    with pytest.raises(ProofError, match="leaf index 4 is not below the tree size 4"):
+        verify_inclusion(4, 4, tree.leaves[0], [], tree.root())
+    with pytest.raises(ProofError, match="is 3 bytes, not 32"):
+        verify_inclusion(0, 4, b"abc", [], tree.root())
+    with pytest.raises(ProofError, match="size 2 is smaller than size 3"):
+        verify_consistency(3, 2, tree.root(3), tree.root(2), [])
