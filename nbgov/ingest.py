@@ -38,6 +38,7 @@ from nbgov.batches import Batch, Planner, body_array, prefetched, read_cursors, 
 from nbgov.errors import IngestError
 from nbgov.events import BodyError, check_body
 from nbgov.identity import Actor, hostname
+from nbgov.merkle_store import extend as extend_tree
 from nbgov.migrations import upgrade
 from nbgov.spool import Rejection, SegmentCursor, SegmentRead, archive_segment, list_segments, writer_alive
 from nbgov.store import Store
@@ -219,6 +220,8 @@ def _commit(con: duckdb.DuckDBPyConnection, batch: Batch, *, fast: bool) -> None
             if fast:
                 raise _BodiesRefused from None
             raise IngestError(f"ingest batch {batch.number} refused after screening: {exc}") from None
+        # The Merkle tree grows in the same transaction: its complete subtrees, never rebuilt.
+        extend_tree(con, batch.first_seq - 1, batch.events.column("leaf_hash").to_pylist())
         con.execute(
             "INSERT INTO spool_progress SELECT $batch, segment, lines, byte_offset, last_line_hash "
             "FROM nbgov_progress",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbgov import migrations
 from nbgov._version import __version__
-from nbgov.errors import LedgerAccessError, NbgovWarning, NotALedger, UnknownEventType
+from nbgov.errors import LedgerAccessError, LedgerError, NbgovWarning, NotALedger, UnknownEventType
 from nbgov.events import EVENT_TYPES, Event, LedgerCreated, Session
 from nbgov.identity import Actor, resolve_actor
 from nbgov.ingest import IngestReport, ingest_spool, read_cursors, read_rejections
@@ -230,6 +230,48 @@ class Ledger:
             return verify_ledger(
                 con, ledger_id=migrations.ledger_id(con) or "", against=against, progress=progress
             )
+
+    # -- the Merkle tree (RFC 9162) over the leaf hashes ---------------------------------------
+
+    def merkle_root(self, size: int | None = None) -> tuple[int, bytes]:
+        """(tree size, root) of the first *size* events (default: all, after ingesting)."""
+        from nbgov.merkle_store import LedgerTree
+
+        self._ingest_before_reading()
+        with self._store.read() as con:
+            tree = LedgerTree(con)
+            size = tree.size() if size is None else self._tree_size(tree, size)
+            return size, tree.root(size)
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> tuple[int, list[bytes]]:
+        """(tree size, audit path) proving the event at *seq* is in the first *size* events."""
+        from nbgov.merkle_store import LedgerTree
+
+        self._ingest_before_reading()
+        with self._store.read() as con:
+            tree = LedgerTree(con)
+            size = tree.size() if size is None else self._tree_size(tree, size)
+            if not 1 <= seq <= size:
+                raise LedgerError(f"seq {seq} is not among the first {size} events")
+            return size, tree.inclusion_proof(seq, size)
+
+    def consistency_proof(self, size1: int, size2: int | None = None) -> tuple[int, list[bytes]]:
+        """(size2, proof) that the first *size1* events are a prefix of the first *size2*."""
+        from nbgov.merkle_store import LedgerTree
+
+        self._ingest_before_reading()
+        with self._store.read() as con:
+            tree = LedgerTree(con)
+            size2 = tree.size() if size2 is None else self._tree_size(tree, size2)
+            if not 1 <= size1 <= size2:
+                raise LedgerError(f"no consistency proof from {size1} events to {size2}")
+            return size2, tree.consistency_proof(size1, size2)
+
+    @staticmethod
+    def _tree_size(tree: Any, size: int) -> int:
+        if not 0 <= size <= tree.size():
+            raise LedgerError(f"the ledger holds {tree.size()} events, not {size}")
+        return size
 
     def head(self) -> Head:
         """The current head (last seq and chain hash), for a checkpoint kept elsewhere."""

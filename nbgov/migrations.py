@@ -8,7 +8,7 @@ are never updated or deleted, so a migration never rewrites history.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -24,6 +24,14 @@ class Migration:
     number: int
     name: str
     statements: Sequence[str]
+    #: Python work after the statements, in the same transaction (e.g. derived data to backfill).
+    then: Callable[[duckdb.DuckDBPyConnection], object] | None = None
+
+
+def _backfill_merkle(con: duckdb.DuckDBPyConnection) -> object:
+    from nbgov.merkle_store import backfill
+
+    return backfill(con)
 
 
 _EVENTS_VIEW = """
@@ -638,6 +646,15 @@ MIGRATIONS = (
         "reviewer decisions: rejections in approvals, approval requests",
         _DECISION_VIEWS,
     ),
+    Migration(
+        7,
+        "Merkle tree (RFC 9162): complete subtrees kept at ingest",
+        ("""CREATE TABLE merkle_nodes (
+            level TINYINT NOT NULL,
+            idx BIGINT NOT NULL,
+            hash BLOB NOT NULL)""",),
+        then=_backfill_merkle,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].number
@@ -689,6 +706,8 @@ def upgrade(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> lis
                 con.execute(_SCHEMA_MIGRATIONS)
             for statement in migration.statements:
                 con.execute(statement)
+            if migration.then is not None:
+                migration.then(con)
             if migration.number == 1:
                 con.execute(
                     "INSERT INTO ledger_meta VALUES ('ledger_id', $id), ('created_by', $v)",

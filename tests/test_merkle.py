@@ -166,3 +166,59 @@ def test_bad_arguments() -> None:
         verify_inclusion(0, 4, b"abc", [], tree.root())
     with pytest.raises(ProofError, match="size 2 is smaller than size 3"):
         verify_consistency(3, 2, tree.root(3), tree.root(2), [])
+
+
+# -- the ledger's tree, kept at ingest ----------------------------------------------------------
+
+
+def test_the_ledger_keeps_its_tree_at_ingest_and_proves_from_it(home: Path) -> None:
+    import duckdb
+
+    from nbgov.events import SessionEnded
+    from nbgov.ledger import Ledger
+    from nbgov.settings import resolve_settings
+
+    ledger = Ledger(settings=resolve_settings({"home": str(home), "ingest_batch_events": 7}))
+    sizes = []
+    for round_ in range(5):  # several ingests, each of several small batches
+        for i in range(round_ * 9 + 3):
+            ledger.append(SessionEnded(reason=f"{round_}:{i}"))
+        ledger.ingest()
+        sizes.append(ledger.merkle_root()[0])
+    ledger.close()
+    con = duckdb.connect(str(home / "ledger.duckdb"), read_only=True)
+    try:
+        leaves = [bytes(r[0]) for r in con.execute("SELECT leaf_hash FROM event_log ORDER BY seq").fetchall()]
+        nodes = con.execute("SELECT count(*), count(DISTINCT (level, idx)) FROM merkle_nodes").fetchone()
+    finally:
+        con.close()
+    n = len(leaves)
+    assert sizes[-1] == n == sum(r * 9 + 3 for r in range(5))
+    assert nodes == (n - bin(n).count("1"),) * 2  # every complete subtree once: appended, never rebuilt
+    tree = Tree(leaves)
+    reader = Ledger(home)
+    for size in range(1, n + 1):
+        assert reader.merkle_root(size) == (size, tree.root(size))
+    size, root = reader.merkle_root()
+    for seq in (1, 2, n // 2, n - 1, n):
+        proved_size, path = reader.inclusion_proof(seq)
+        assert proved_size == size and path == inclusion_proof(tree, seq - 1, size)
+        verify_inclusion(seq - 1, size, leaves[seq - 1], path, root)
+    for old in sizes[:-1]:  # each earlier head is a prefix of the current tree
+        _, proof = reader.consistency_proof(old)
+        verify_consistency(old, size, tree.root(old), root, proof)
+
+
+def test_ledger_proof_arguments_are_checked(home: Path) -> None:
+    from nbgov.errors import LedgerError
+    from nbgov.events import SessionEnded
+    from nbgov.ledger import Ledger
+
+    ledger = Ledger(home)
+    ledger.append(SessionEnded(reason="only"))
+    with pytest.raises(LedgerError, match="seq 2 is not among the first 1 events"):
+        ledger.inclusion_proof(2)
+    with pytest.raises(LedgerError, match="the ledger holds 1 events, not 5"):
+        ledger.merkle_root(5)
+    with pytest.raises(LedgerError, match="no consistency proof from 0 events to 1"):
+        ledger.consistency_proof(0)

@@ -13,6 +13,8 @@ from nbgov import migrations
 from nbgov.errors import NotALedger, SchemaTooNew
 from nbgov.events import SessionEnded
 from nbgov.ledger import Ledger
+from nbgov.merkle import Tree
+from nbgov.merkle_store import LedgerTree
 
 
 def _digest(path: Path) -> str:
@@ -42,7 +44,9 @@ def test_a_ledger_made_at_schema_1_opens_and_upgrades(home: Path) -> None:
     con = duckdb.connect(str(home / "ledger.duckdb"))
     con.execute("DROP VIEW events")
     con.execute("DROP VIEW spool_cursors")
+    con.execute("DROP TABLE merkle_nodes")
     con.execute("DELETE FROM schema_migrations WHERE version > 1")
+    leaves = [bytes(r[0]) for r in con.execute("SELECT leaf_hash FROM event_log ORDER BY seq").fetchall()]
     con.close()
     assert run_cli("--home", str(home), "status").stdout.count("schema v1") == 1
 
@@ -52,6 +56,12 @@ def test_a_ledger_made_at_schema_1_opens_and_upgrades(home: Path) -> None:
     reopened = Ledger(home)
     assert reopened.status().schema_version == migrations.LATEST
     assert reopened.verify().ok
+    # the Merkle tree was built for the events recorded before it was kept
+    con = duckdb.connect(str(home / "ledger.duckdb"), read_only=True)
+    try:
+        assert LedgerTree(con).root(len(leaves)) == Tree(leaves).root()
+    finally:
+        con.close()
 
 
 def test_a_newer_schema_is_refused_without_changes(home: Path) -> None:
