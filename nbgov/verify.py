@@ -9,11 +9,14 @@ Checks, all reported at the ``seq`` where they fail:
 - every ingest batch's recorded head matches the chain, and the log ends where the last batch
   ended (events removed from, or added at, the end);
 - optionally, a head checkpoint kept outside the DuckDB file: the ledger must still contain that
-  head unchanged (which catches a truncated tail even when the batch log was edited to match).
+  head unchanged (which catches a truncated tail even when the batch log was edited to match);
+- when all of that holds, the stored Merkle tree (``merkle_nodes``) is exactly the RFC 9162 tree
+  of the recorded leaves: no subtree missing, altered or added.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -157,7 +160,41 @@ def verify_ledger(
                    f"seq {last_batch_seq + 1}..{report.head_seq} are not covered by any ingest batch")
     if against is not None:
         _check_against(report, against, ledger_id, chain_at)
+    if report.ok:  # the log holds: its stored Merkle tree must be the tree of its leaves
+        _check_tree(con, report)
     return report
+
+
+def _check_tree(con: duckdb.DuckDBPyConnection, report: VerifyReport) -> None:
+    """Recompute every complete subtree from the leaves and compare with ``merkle_nodes``."""
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "merkle_nodes" not in tables:
+        return
+    stored: dict[tuple[int, int], bytes] = {}
+    for level, idx, value in con.execute("SELECT level, idx, hash FROM merkle_nodes").fetchall():
+        key = (int(level), int(idx))
+        if key in stored:
+            report.add((key[1] << key[0]) + 1, "Merkle tree altered",
+                       f"the subtree at level {key[0]}, index {key[1]} is stored twice")
+            return
+        stored[key] = bytes(value)
+    leaves = con.execute("SELECT leaf_hash FROM event_log ORDER BY seq").fetchall()
+    current = [bytes(row[0]) for row in leaves]
+    sha256, level = hashlib.sha256, 0
+    while len(current) >= 2:
+        current = [sha256(b"\x01" + current[2 * i] + current[2 * i + 1]).digest()
+                   for i in range(len(current) // 2)]
+        level += 1
+        for idx, value in enumerate(current):
+            if stored.pop((level, idx), None) != value:
+                report.add((idx << level) + 1, "Merkle tree altered",
+                           f"the subtree of {1 << level} events from seq {(idx << level) + 1} is missing "
+                           "or differs from the tree of the recorded leaves")
+                return
+    if stored:
+        level, idx = min(stored, key=lambda key: key[1] << key[0])
+        report.add((idx << level) + 1, "Merkle tree altered",
+                   f"a subtree at level {level}, index {idx} is stored beyond the recorded events")
 
 
 def _check_columns(con: duckdb.DuckDBPyConnection, report: VerifyReport) -> None:

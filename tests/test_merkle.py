@@ -222,3 +222,31 @@ def test_ledger_proof_arguments_are_checked(home: Path) -> None:
         ledger.merkle_root(5)
     with pytest.raises(LedgerError, match="no consistency proof from 0 events to 1"):
         ledger.consistency_proof(0)
+
+
+@pytest.mark.parametrize("change", ["alter", "delete", "add", "duplicate"])
+def test_verify_catches_a_changed_merkle_tree(home: Path, change: str) -> None:
+    import duckdb
+
+    from nbgov.events import SessionEnded
+    from nbgov.ledger import Ledger
+
+    ledger = Ledger(home)
+    for i in range(21):
+        ledger.append(SessionEnded(reason=str(i)))
+    assert ledger.verify().ok
+    ledger.close()
+    con = duckdb.connect(str(home / "ledger.duckdb"))
+    statement = {
+        "alter": "UPDATE merkle_nodes SET hash = sha256('x')::BLOB WHERE level = 2 AND idx = 1",
+        "delete": "DELETE FROM merkle_nodes WHERE level = 2 AND idx = 1",
+        "add": "INSERT INTO merkle_nodes VALUES (2, 9, sha256('x')::BLOB)",
+        "duplicate": "INSERT INTO merkle_nodes SELECT * FROM merkle_nodes WHERE level = 2 AND idx = 1",
+    }[change]
+    con.execute(statement)
+    con.close()
+    report = Ledger(home).verify()
+    assert not report.ok
+    problem = report.problems[0]
+    assert problem.kind == "Merkle tree altered"
+    assert problem.seq == (37 if change == "add" else 5)  # the first event under the subtree

@@ -134,10 +134,12 @@ def test_truncating_the_tail(copy: Path) -> None:
 def test_truncating_whole_batches_is_caught_by_a_checkpoint_kept_elsewhere(copy: Path, tmp_path: Path) -> None:
     checkpoint = tmp_path / "head.json"
     assert run_cli("--home", str(copy), "checkpoint", "export", str(checkpoint)).returncode == 0
-    # Remove the last ingest batch and its events: the ledger is self-consistent again...
+    # Remove the last ingest batch, its events and the Merkle subtrees over them: the ledger is
+    # self-consistent again...
     _tamper(copy,
             "DELETE FROM event_log WHERE seq >= (SELECT first_seq FROM ingest_batches ORDER BY batch DESC LIMIT 1)",
-            "DELETE FROM ingest_batches WHERE batch = (SELECT max(batch) FROM ingest_batches)")
+            "DELETE FROM ingest_batches WHERE batch = (SELECT max(batch) FROM ingest_batches)",
+            "DELETE FROM merkle_nodes WHERE (idx + 1) * (1::BIGINT << level) > (SELECT max(seq) FROM event_log)")
     assert run_cli("--home", str(copy), "verify").returncode == 0
     # ...but not with the head recorded outside the DuckDB file.
     seq, detail = _first_bad_seq(copy, "--against", str(checkpoint))
@@ -164,6 +166,10 @@ def test_a_rewritten_history_is_caught_by_a_checkpoint(copy: Path, tmp_path: Pat
     con.executemany("INSERT INTO fixed VALUES (?, ?, ?, ?)", fixed)
     con.execute("UPDATE event_log SET body = f.body, leaf_hash = f.leaf, chain_hash = f.chain FROM fixed f WHERE f.seq = event_log.seq")
     con.execute("UPDATE ingest_batches SET head_chain = f.chain FROM fixed f WHERE f.seq = ingest_batches.last_seq")
+    from nbgov.merkle_store import backfill
+
+    con.execute("DELETE FROM merkle_nodes")  # and the Merkle tree, rebuilt over the forged leaves
+    backfill(con)
     con.close()
     assert run_cli("--home", str(copy), "verify").returncode == 0
     seq, detail = _first_bad_seq(copy, "--against", str(checkpoint))
