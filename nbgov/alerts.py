@@ -56,7 +56,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from nbgov import canonical
-from nbgov.errors import NbgovError
+from nbgov.errors import FileProblem, NbgovError
 from nbgov.settings import find_pyproject
 
 __all__ = [
@@ -87,27 +87,10 @@ Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Name = Annotated[str, Field(min_length=1)]
 
 
-class AlertConfigError(NbgovError):
-    """The alert configuration cannot be used: missing, not TOML, or not valid.
-
-    Attributes
-    ----------
-    source : str
-        The file (or ``pyproject.toml [tool.nbgov.alerts]``) the configuration came from.
-    key : str
-        The dotted key at fault (empty when the whole file is at fault).
-    problem : str
-        What is wrong with it.
-    """
+class AlertConfigError(FileProblem):
+    """The alert configuration cannot be used: missing, not TOML, or not valid (``SOURCE: KEY: PROBLEM``)."""
 
     default_hint = f"alert sinks are configured in the file {_ENV} names or in [{_TABLE}] of pyproject.toml"
-
-    def __init__(self, source: str, key: str, problem: str, *, hint: str | None = None) -> None:
-        where = f"{source}: {key}: " if key else f"{source}: "
-        super().__init__(where + problem, hint=hint)
-        self.source = source
-        self.key = key
-        self.problem = problem
 
 
 class DeliveryError(NbgovError):

@@ -32,8 +32,15 @@ from nbgov.checks import CheckReport, check_model
 from nbgov.errors import NbgovError
 from nbgov.events import ApprovalDenied, ApprovalGranted, ApprovalRejected, ApprovalRequested
 from nbgov.policy import LoadedPolicy, record_policy
-from nbgov.registry import GovernanceError, holds_role, model_version, record_transition, register_key
-from nbgov.signing import load_or_create_key, verify
+from nbgov.registry import (
+    GovernanceError,
+    ModelVersion,
+    holds_role,
+    model_version,
+    record_transition,
+    register_key,
+)
+from nbgov.signing import SigningKey, load_or_create_key, verify
 
 if TYPE_CHECKING:
     from nbgov.ledger import Ledger
@@ -59,11 +66,11 @@ class ApprovalRefused(NbgovError):
         already_approved_by_reviewer; for a refused rejection also approved).
     event_id : str
         The ``approval_denied`` event.
-    check : CheckReport
-        The policy check run for the attempt.
+    check : CheckReport or None
+        The policy check run for an approval attempt (None for a refused rejection).
     """
 
-    def __init__(self, message: str, *, reasons: list[str], event_id: str, check: CheckReport,
+    def __init__(self, message: str, *, reasons: list[str], event_id: str, check: CheckReport | None,
                  hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reasons = reasons
@@ -135,12 +142,7 @@ def approve(
     if version.state == "rejected":
         reasons.append(REJECTED)
         problems.append(f"{version.ref} was rejected and has not been submitted again")
-    if reviewer == version.author:
-        reasons.append(SELF_APPROVAL)
-        problems.append(f"{reviewer} trained {version.ref} and cannot approve it (segregation of duties)")
-    if not holds_role(ledger, reviewer, role):
-        reasons.append(MISSING_ROLE)
-        problems.append(f"{reviewer} does not hold the {role!r} role")
+    _reviewer_rules(ledger, version, reviewer, role, "approve", reasons, problems)
     if not check.passed:
         reasons.append(CHECK_FAILED)
         problems.append(f"the policy check fails ({len(check.failures)} finding(s): "
@@ -157,24 +159,10 @@ def approve(
         raise ApprovalRefused(message, reasons=reasons, event_id=event_id, check=check,
                               hint=_hint(reasons, version.ref, role))
 
-    key = load_or_create_key(key_dir or ledger.settings.key_dir, reviewer)
-    register_key(ledger, key)
+    key, statement = _signed_statement(ledger, key_dir, version, policy, reviewer, role, "approve",
+                                       {"check_digest": check.digest, "check_event": check.event_id,
+                                        "note": note})
     count = version.approvals + 1
-    statement: dict[str, Any] = {
-        "decision": "approve",
-        "ledger_id": ledger_identity(ledger),
-        "model": version.model,
-        "version": version.version,
-        "model_node": version.node,
-        "model_fingerprint": version.model_fingerprint,
-        "policy_sha256": policy.sha256,
-        "check_digest": check.digest,
-        "check_event": check.event_id,
-        "reviewer": reviewer,
-        "role": role,
-        "note": note,
-        "signed_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
-    }
     event_id = ledger.append(ApprovalGranted(
         model=version.model, version=version.version, role=role, statement=statement, key_id=key.id,
         signature=key.sign(statement), approvals=count, required=required,
@@ -247,24 +235,42 @@ def reject(
     if version.state in ("retired", "approved", "rejected"):
         reasons.append(RETIRED if version.state == "retired" else version.state)
         problems.append(f"{version.ref} is already {version.state}")
-    if reviewer == version.author:
-        reasons.append(SELF_APPROVAL)
-        problems.append(f"{reviewer} trained {version.ref} and cannot review it (segregation of duties)")
-    if not holds_role(ledger, reviewer, role):
-        reasons.append(MISSING_ROLE)
-        problems.append(f"{reviewer} does not hold the {role!r} role")
+    _reviewer_rules(ledger, version, reviewer, role, "review", reasons, problems)
     if reasons:
         message = f"rejection of {version.ref} by {reviewer} denied: " + "; ".join(problems)
         event_id = ledger.append(ApprovalDenied(
             model=version.model, version=version.version, reasons=reasons, message=message,
             policy_sha256=policy.sha256, action="reject"))
-        check = check_model(ledger, version.ref, policy, record=False)
-        raise ApprovalRefused(message, reasons=reasons, event_id=event_id, check=check,
+        raise ApprovalRefused(message, reasons=reasons, event_id=event_id, check=None,
                               hint=_hint(reasons, version.ref, role))
+    key, statement = _signed_statement(ledger, key_dir, version, policy, reviewer, role, "reject",
+                                       {"reason": reason})
+    event_id = ledger.append(ApprovalRejected(
+        model=version.model, version=version.version, role=role, reason=reason, statement=statement,
+        key_id=key.id, signature=key.sign(statement), policy_sha256=policy.sha256))
+    record_transition(ledger, version, "rejected", f"rejected by {reviewer}: {reason}", evidence=event_id)
+    return Rejection(version.model, version.version, reviewer, reason, event_id, key.id)
+
+
+def _reviewer_rules(ledger: Ledger, version: ModelVersion, reviewer: str, role: str, verb: str,
+                    reasons: list[str], problems: list[str]) -> None:
+    """Segregation of duties and the approver role: the rules every reviewer decision obeys."""
+    if reviewer == version.author:
+        reasons.append(SELF_APPROVAL)
+        problems.append(f"{reviewer} trained {version.ref} and cannot {verb} it (segregation of duties)")
+    if not holds_role(ledger, reviewer, role):
+        reasons.append(MISSING_ROLE)
+        problems.append(f"{reviewer} does not hold the {role!r} role")
+
+
+def _signed_statement(ledger: Ledger, key_dir: Path | None, version: ModelVersion, policy: LoadedPolicy,
+                      reviewer: str, role: str, decision: str,
+                      details: dict[str, Any]) -> tuple[SigningKey, dict[str, Any]]:
+    """The reviewer's key (registered in the ledger) and the statement of a decision it signs."""
     key = load_or_create_key(key_dir or ledger.settings.key_dir, reviewer)
     register_key(ledger, key)
     statement: dict[str, Any] = {
-        "decision": "reject",
+        "decision": decision,
         "ledger_id": ledger_identity(ledger),
         "model": version.model,
         "version": version.version,
@@ -273,14 +279,10 @@ def reject(
         "policy_sha256": policy.sha256,
         "reviewer": reviewer,
         "role": role,
-        "reason": reason,
+        **details,
         "signed_at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
     }
-    event_id = ledger.append(ApprovalRejected(
-        model=version.model, version=version.version, role=role, reason=reason, statement=statement,
-        key_id=key.id, signature=key.sign(statement), policy_sha256=policy.sha256))
-    record_transition(ledger, version, "rejected", f"rejected by {reviewer}: {reason}", evidence=event_id)
-    return Rejection(version.model, version.version, reviewer, reason, event_id, key.id)
+    return key, statement
 
 
 def _hint(reasons: list[str], ref: str, role: str) -> str:

@@ -152,7 +152,8 @@ def approve(ctx: click.Context, model: str, policy_path: Path | None, note: str 
         result = approve_model(ledger, model, _policy(policy_path), note=note)
     except ApprovalRefused as exc:
         _settle(ledger)
-        click.echo(exc.check.render(), err=True)
+        if exc.check is not None:
+            click.echo(exc.check.render(), err=True)
         raise
     _settle(ledger)
     click.echo(str(result))

@@ -4,6 +4,7 @@
 
     NbgovError
     ├── ConfigError            a setting or pyproject.toml value is invalid
+    ├── FileProblem            a configuration file (policy, alert sinks) cannot be used
     ├── EventError
     │   ├── UnknownEventType   the event type is not one nbgov defines
     │   └── InvalidPayload     the payload cannot be recorded (not JSON, NaN, huge int, ...)
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "FileProblem",
     "EventError",
     "IngestError",
     "InvalidPayload",
@@ -79,6 +81,28 @@ class NbgovError(Exception):
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return lines
+
+
+class FileProblem(NbgovError):
+    """A configuration file (or ``pyproject.toml`` table) cannot be used: missing, not TOML, or
+    not valid. The message reads ``SOURCE: KEY: PROBLEM``.
+
+    Attributes
+    ----------
+    source : str
+        The file (or ``pyproject.toml [tool.nbgov.X]``) the configuration came from.
+    key : str
+        The dotted key at fault (empty when the whole file is at fault).
+    problem : str
+        What is wrong with it.
+    """
+
+    def __init__(self, source: str, key: str, problem: str, *, hint: str | None = None) -> None:
+        where = f"{source}: {key}: " if key else f"{source}: "
+        super().__init__(where + problem, hint=hint)
+        self.source = source
+        self.key = key
+        self.problem = problem
 
 
 class ConfigError(NbgovError):

@@ -19,11 +19,15 @@ if TYPE_CHECKING:
 
     from nbgov.ledger import Ledger
     from nbgov.policy import LoadedPolicy
+    from nbgov.registry import ModelVersion
 
 __all__ = [
+    "ApprovalStatus",
     "LineageGraph",
     "MetricSeries",
     "SessionSummary",
+    "approval_status",
+    "datasets_read",
     "lineage_graph",
     "metric_choices",
     "metric_series",
@@ -87,6 +91,52 @@ def session_summary(ledger: Ledger, session_id: str) -> SessionSummary:
         FROM metrics WHERE session_id = $s ORDER BY seq""", params)
     return SessionSummary(session_id, int(cells["n"].iloc[0]), int(cells["failed"].iloc[0]),
                           records(datasets), records(models), records(metrics))
+
+
+def datasets_read(ledger: Ledger, session_id: str) -> dict[str, list[str]]:
+    """The paths a session read, first read first, each with its column names (latest read)."""
+    frame = ledger.query("""
+        SELECT path, arg_max(columns, seq) AS columns FROM datasets
+        WHERE session_id = $s AND direction = 'read' GROUP BY path ORDER BY min(seq)""", {"s": session_id})
+    return {str(path): _column_names(columns) for path, columns in zip(frame["path"], frame["columns"])}
+
+
+def _column_names(columns: Any) -> list[str]:
+    """Column names from a dataset event's ``columns`` ([name, dtype] pairs or names, as JSON)."""
+    import json
+
+    if isinstance(columns, str):
+        try:
+            columns = json.loads(columns)
+        except ValueError:
+            return []
+    if not isinstance(columns, list):
+        return []
+    return [str(c[0]) if isinstance(c, list) and c else str(c) for c in columns if c]
+
+
+@dataclass(frozen=True)
+class ApprovalStatus:
+    """Where a version stands with its reviewers: state, author, decisions and requests."""
+
+    version: ModelVersion
+    decisions: list[dict[str, Any]]
+    requests: list[dict[str, Any]]
+
+
+def approval_status(ledger: Ledger, ref: str) -> ApprovalStatus:
+    """The version's state and every decision on it (newest first) and every request."""
+    from nbgov.registry import model_version
+
+    version = model_version(ledger, ref)
+    params = {"m": version.model, "v": version.version}
+    decisions = ledger.query("""
+        SELECT event_time, decision, reviewer, coalesce(message, statement->>'note') AS detail
+        FROM approvals WHERE model = $m AND version = $v ORDER BY seq DESC""", params)
+    requests = ledger.query("""
+        SELECT requested_at, requested_by, note, coalesce(decision, 'open') AS decision
+        FROM approval_requests WHERE model = $m AND version = $v ORDER BY seq DESC""", params)
+    return ApprovalStatus(version, records(decisions), records(requests))
 
 
 def model_refs(ledger: Ledger) -> list[dict[str, Any]]:

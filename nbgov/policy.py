@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nbgov import canonical
-from nbgov.errors import NbgovError
+from nbgov.errors import FileProblem
 from nbgov.events import PolicyRecorded
 from nbgov.settings import find_pyproject
 
@@ -64,27 +64,10 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
 
 
-class PolicyError(NbgovError):
-    """A policy cannot be used: missing, not TOML, or not a valid policy.
-
-    Attributes
-    ----------
-    source : str
-        The file (or ``pyproject.toml [tool.nbgov.policy]``) the policy came from.
-    key : str
-        The dotted key at fault (empty when the whole file is at fault).
-    problem : str
-        What is wrong with it.
-    """
+class PolicyError(FileProblem):
+    """A policy cannot be used: missing, not TOML, or not a valid policy (``SOURCE: KEY: PROBLEM``)."""
 
     default_hint = f"see the policy reference in the README, or `nbgov policy init` for a {POLICY_FILE}"
-
-    def __init__(self, source: str, key: str, problem: str, *, hint: str | None = None) -> None:
-        where = f"{source}: {key}: " if key else f"{source}: "
-        super().__init__(where + problem, hint=hint)
-        self.source = source
-        self.key = key
-        self.problem = problem
 
 
 def _all_facts() -> list[Fact]:

@@ -545,3 +545,10 @@ def screenshot(page: Page, artifacts: Path, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(path))
     return path
+
+
+def fits_sideways(page: Page, selector: str) -> bool:
+    """The first element matching *selector* is not wider than its box (nothing overflows sideways)."""
+    return bool(page.evaluate(
+        "(sel) => { const e = document.querySelector(sel); return e.scrollWidth <= e.clientWidth + 1; }",
+        selector))

@@ -155,10 +155,10 @@ def bias_test(home: Path, ref: str, *, gap: bool, author: str = "ana", policy=No
     return result
 
 
-def governed_ledger(tmp_path: Path) -> tuple[Path, Path]:
-    """A ledger under *tmp_path* for the panel's browser tests: ana trained credit@1 on a small
-    file and ran a passing bias test; ines (admin) made rita an approver. Returns (ledger home,
-    policy file) for NBGOV_HOME and NBGOV_POLICY."""
+def governed_ledger(tmp_path: Path, approvers: tuple[str, ...] = ("rita",)) -> tuple[Path, Path]:
+    """A governed ledger under *tmp_path*: ana trained credit@1 on a small file and ran a passing
+    bias test; ines (admin) made each of *approvers* an approver. Returns (ledger home, policy
+    file), e.g. for NBGOV_HOME and NBGOV_POLICY."""
     from nbgov.ledger import Ledger
     from nbgov.registry import grant_role
 
@@ -171,7 +171,8 @@ def governed_ledger(tmp_path: Path) -> tuple[Path, Path]:
     bias_test(home, ref, gap=False, policy=policy)
     admin = as_user(home, "ines")
     grant_role(admin, "ines", "admin")
-    grant_role(admin, "rita", "approver")
+    for approver in approvers:
+        grant_role(admin, approver, "approver")
     return home, Path(policy.source)
 
 

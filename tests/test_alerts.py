@@ -193,7 +193,7 @@ def test_command_timeout_and_missing_program(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(DeliveryError, match=r"timeout after 0\.3s"):
         deliver(slow, ALERT)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # the 30 s program was stopped, not waited for
     missing = CommandSink(type="command", command=[str(tmp_path / "no-such-program")])
     with pytest.raises(DeliveryError, match="cannot run"):
         deliver(missing, ALERT)

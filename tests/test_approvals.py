@@ -10,29 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_user, bias_test, run_cli, train_version, write_policy
+from helpers import as_user, governed_ledger, run_cli, train_version, write_policy
 from nbgov import events
 from nbgov.approvals import ApprovalRefused, approve, reject, request_approval, verify_approvals
 from nbgov.errors import NbgovError
 from nbgov.ledger import Ledger
+from nbgov.policy import load_policy
 from nbgov.registry import PermissionDenied, UnknownModel, grant_role, retire, revoke_role
 
 
 @pytest.fixture
-def governed(tmp_path: Path, home: Path):  # type: ignore[no-untyped-def]
-    """A ledger with roles (ines admin, rita and omar approvers) and credit@1 trained by ana,
-    with a passing bias test; returns (home, policy)."""
-    Ledger.init(home)
-    policy = write_policy(tmp_path)
-    data = tmp_path / "loans.csv"
-    data.write_text("income,default\n1,0\n2,1\n")
-    ref = train_version(home, data)
-    bias_test(home, ref, gap=False, policy=policy)
-    admin = as_user(home, "ines")
-    grant_role(admin, "ines", "admin")
-    grant_role(admin, "rita", "approver")
-    grant_role(admin, "omar", "approver")
-    return home, policy
+def governed(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """credit@1 trained by ana (passing bias test), rita and omar approvers; returns (home, policy)."""
+    home, policy = governed_ledger(tmp_path, approvers=("rita", "omar"))
+    return home, load_policy(policy)
 
 
 def _approvals(home: Path) -> list[tuple[str, str, list[str] | None]]:

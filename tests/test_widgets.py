@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_user, bias_test, train_version, write_policy
+from helpers import as_user, bias_test, governed_ledger, train_version, write_policy
 from nbgov.ledger import Ledger
-from nbgov.registry import grant_role
+from nbgov.policy import load_policy
 
 
 @pytest.fixture(autouse=True)
@@ -29,19 +29,10 @@ def _close_widgets():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def governed(tmp_path: Path, home: Path):  # type: ignore[no-untyped-def]
-    """credit@1 trained by ana (passing bias test), rita and omar approvers; returns (home, policy)."""
-    Ledger.init(home)
-    policy = write_policy(tmp_path)
-    data = tmp_path / "loans.csv"
-    data.write_text("income,default\n1,0\n2,1\n")
-    ref = train_version(home, data)
-    bias_test(home, ref, gap=False, policy=policy)
-    admin = as_user(home, "ines")
-    grant_role(admin, "ines", "admin")
-    grant_role(admin, "rita", "approver")
-    grant_role(admin, "omar", "approver")
-    return home, policy
+def governed(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """credit@1 trained by ana (passing bias test), rita an approver; returns (home, policy)."""
+    home, policy = governed_ledger(tmp_path)
+    return home, load_policy(policy)
 
 
 def _panel(home: Path, who: str, policy, **kwargs):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from browser import (
     artifacts_dir,
     chromium_page,
     error_outputs,
+    fits_sideways,
     jupyter_lab,
     open_notebook,
     require_browser,
@@ -47,13 +48,6 @@ def _tab(panel, title: str) -> None:  # type: ignore[no-untyped-def]
     panel.locator(".lm-TabBar-tab", has_text=title).first.click()
 
 
-def _fits(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
-    """The element is not wider than its box (nothing overflows sideways)."""
-    return bool(page.evaluate(
-        "(sel) => { const e = document.querySelector(sel); return e.scrollWidth <= e.clientWidth + 1; }",
-        selector))
-
-
 @pytest.mark.browser
 @pytest.mark.timeout(480)
 def test_author_is_refused_and_reviewer_approves_in_jupyterlab(tmp_path: Path) -> None:
@@ -74,7 +68,7 @@ def test_author_is_refused_and_reviewer_approves_in_jupyterlab(tmp_path: Path) -
                 panel = _open_panel(page, lab, who)
                 expect(panel.locator(".lm-TabBar-tab")).to_have_count(6)
                 expect(panel).to_contain_text("cell(s) captured")  # the Session tab, first
-                assert _fits(page, ".nbgov-panel")
+                assert fits_sideways(page, ".nbgov-panel")
 
                 _tab(panel, "Approvals")
                 expect(panel.locator("[data-state]")).to_contain_text(f"You are {who}")
@@ -95,7 +89,7 @@ def test_author_is_refused_and_reviewer_approves_in_jupyterlab(tmp_path: Path) -
                                          ("Reviews", ".nbgov-chart svg"), ("Provenance", "select")):
                         _tab(panel, title)
                         expect(panel.locator(shown).first).to_be_visible()
-                        assert _fits(page, ".nbgov-panel"), title
+                        assert fits_sideways(page, ".nbgov-panel"), title
                         screenshot(page, artifacts, f"panel-{title.lower()}")
                     expect(panel.locator(".nbgov-lineage g.node.model.focus")).to_have_count(1)
                 assert error_outputs(page) == []

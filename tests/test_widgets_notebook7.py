@@ -17,6 +17,7 @@ from browser import (
     artifacts_dir,
     chromium_page,
     error_outputs,
+    fits_sideways,
     jupyter_notebook7,
     open_notebook7,
     require_browser,
@@ -28,13 +29,6 @@ from helpers import governed_ledger
 from nbgov.ledger import Ledger
 
 EXAMPLE = Path(__file__).parents[1] / "example_notebooks" / "review_panel.ipynb"
-
-
-def _fits(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
-    """The element is not wider than its box (nothing overflows sideways)."""
-    return bool(page.evaluate(
-        "(sel) => { const e = document.querySelector(sel); return e.scrollWidth <= e.clientWidth + 1; }",
-        selector))
 
 
 @pytest.mark.browser
@@ -64,12 +58,12 @@ def test_reviewer_approves_in_notebook7(tmp_path: Path) -> None:
                 raise AssertionError(f"{error}\nnotebook errors: {error_outputs(page)}") from None
             expect(panel.locator(".lm-TabBar-tab")).to_have_count(6)
             expect(panel).to_contain_text("cell(s) captured")  # the Session tab, first
-            assert _fits(page, ".nbgov-panel")
+            assert fits_sideways(page, ".nbgov-panel")
             screenshot(page, artifacts, "nb7-panel-session")
 
             panel.locator(".lm-TabBar-tab", has_text="Lineage").first.click()
             expect(panel.locator("svg[role='img']").first).to_be_visible()
-            assert _fits(page, ".nbgov-panel")
+            assert fits_sideways(page, ".nbgov-panel")
             screenshot(page, artifacts, "nb7-panel-lineage")
 
             panel.locator(".lm-TabBar-tab", has_text="Approvals").first.click()
@@ -80,7 +74,7 @@ def test_reviewer_approves_in_notebook7(tmp_path: Path) -> None:
             expect(outcome).to_have_attribute("data-outcome", "ok")
             expect(outcome).to_contain_text("approval 1 of 1 by rita")
             expect(panel.locator("[data-state]")).to_have_attribute("data-state", "approved")
-            assert _fits(page, ".nbgov-panel")
+            assert fits_sideways(page, ".nbgov-panel")
             screenshot(page, artifacts, "nb7-panel-approvals")
             assert error_outputs(page) == []
         assert browser.unexpected_errors(NOTEBOOK7_KNOWN_ERRORS) == []

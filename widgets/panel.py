@@ -25,7 +25,7 @@ from typing import Any
 import ipywidgets as w
 
 from nbgov.errors import NbgovError
-from nbgov.widgets.render import STYLE, badge, column_names, message, short, table
+from nbgov.widgets.render import STYLE, badge, message, short, table
 
 __all__ = ["GovernancePanel"]
 
@@ -255,32 +255,22 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                                ("message", "finding"), ("remedy", "what to do")], cells={"status": badge}))
 
     def _approvals_html(self) -> str:
-        from nbgov.overview import records as _rows
+        from nbgov.overview import approval_status
 
         if self.selected is None:
             return self._no_model()
-        name, version = self.selected.rsplit("@", 1)
-        params = {"m": name, "v": int(version)}
-        current = self._query(self.ledger.query, "SELECT state, author, approvals, approvers "
-                              "FROM model_versions WHERE model = $m AND version = $v", params)
-        history = _rows(self._query(self.ledger.query, """
-            SELECT event_time, decision, reviewer, coalesce(message, statement->>'note') AS detail
-            FROM approvals WHERE model = $m AND version = $v ORDER BY seq DESC""", params))
-        requests = _rows(self._query(self.ledger.query, """
-            SELECT requested_at, requested_by, note, coalesce(decision, 'open') AS decision
-            FROM approval_requests WHERE model = $m AND version = $v ORDER BY seq DESC""", params))
-        state = current.iloc[0]
-        you = self.ledger.actor.id
-        return (f'<p data-state="{html.escape(str(state["state"]))}">{html.escape(self.selected)} is '
-                f"{badge(state['state'])}; trained by <b>{html.escape(str(state['author']))}</b>; "
-                f"approvals: {int(state['approvals'])}. You are <b>{html.escape(you)}</b>.</p>"
+        status = self._query(approval_status, self.ledger, self.selected)
+        version, you = status.version, self.ledger.actor.id
+        return (f'<p data-state="{html.escape(version.state)}">{html.escape(version.ref)} is '
+                f"{badge(version.state)}; trained by <b>{html.escape(version.author)}</b>; "
+                f"approvals: {version.approvals}. You are <b>{html.escape(you)}</b>.</p>"
                 "<h4>Decisions</h4>"
-                + table(history, [("event_time", "when"), ("decision", "decision"), ("reviewer", "by"),
-                                  ("detail", "reason / note")], cells={"decision": badge},
-                        empty="no decision recorded")
+                + table(status.decisions, [("event_time", "when"), ("decision", "decision"),
+                                           ("reviewer", "by"), ("detail", "reason / note")],
+                        cells={"decision": badge}, empty="no decision recorded")
                 + "<h4>Requests</h4>"
-                + table(requests, [("requested_at", "when"), ("requested_by", "by"), ("note", "note"),
-                                   ("decision", "outcome")], empty="no request recorded"))
+                + table(status.requests, [("requested_at", "when"), ("requested_by", "by"), ("note", "note"),
+                                          ("decision", "outcome")], empty="no request recorded"))
 
     def _reviews_html(self) -> str:
         from nbgov.overview import review_overview
@@ -342,11 +332,9 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
             self.declare_result.value = message("nbgov is not recording in this kernel", ok=False,
                                                 hint="run %load_ext nbgov first")
             return
-        frame = self._query(self.ledger.query, """
-            SELECT path, arg_max(columns, seq) AS columns FROM datasets
-            WHERE session_id = $s AND direction = 'read' GROUP BY path ORDER BY min(seq)""",
-                            {"s": self.recorder.session_id})
-        self._columns = {str(p): column_names(c) for p, c in zip(frame["path"], frame["columns"])}
+        from nbgov.overview import datasets_read
+
+        self._columns = self._query(datasets_read, self.ledger, self.recorder.session_id)
         keep = self.dataset.value
         self.dataset.options = list(self._columns)
         if self._columns:

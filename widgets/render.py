@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import html
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["STYLE", "badge", "column_names", "message", "short", "table"]
+__all__ = ["STYLE", "badge", "message", "short", "table"]
 
 STYLE = """<style>
 .nbgov-panel { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 13px;
@@ -89,21 +88,3 @@ def message(text: str, *, ok: bool, hint: str | None = None) -> str:
     more = f'<br><span class="nbgov-muted">{html.escape(hint)}</span>' if hint else ""
     kind = "ok" if ok else "refused"
     return f'<div class="nbgov-message {kind}" data-outcome="{kind}">{html.escape(text)}{more}</div>'
-
-
-def column_names(columns: Any) -> list[str]:
-    """Column names from a dataset event's ``columns`` (names, or [name, dtype] pairs, as JSON)."""
-    if columns is None:
-        return []
-    if isinstance(columns, str):
-        try:
-            columns = json.loads(columns)
-        except ValueError:
-            return []
-    names: list[str] = []
-    for column in columns if isinstance(columns, Iterable) else []:
-        if isinstance(column, (list, tuple)) and column:
-            names.append(str(column[0]))
-        elif isinstance(column, str):
-            names.append(column)
-    return names
