@@ -312,10 +312,13 @@ def demo(ctx: click.Context, notebooks: Path) -> None:
         ctx.exit(1)
 
 
+from nbgov.cli_evidence import COMMANDS as _EVIDENCE  # noqa: E402
+from nbgov.cli_export import COMMANDS as _EXPORT  # noqa: E402
 from nbgov.cli_governance import COMMANDS as _GOVERNANCE  # noqa: E402
+from nbgov.cli_models import COMMANDS as _MODELS  # noqa: E402
 from nbgov.cli_reviews import COMMANDS as _REVIEWS  # noqa: E402
 
-for _command in (*_GOVERNANCE, *_REVIEWS):
+for _command in (*_GOVERNANCE, *_REVIEWS, *_MODELS, *_EVIDENCE, *_EXPORT):
     cli.add_command(_command)
 
 

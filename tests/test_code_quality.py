@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-ADAPTERS = {"cli.py", "cli_common.py", "cli_governance.py", "cli_reviews.py", "__main__.py"}
+ADAPTERS = {"cli.py", "cli_common.py", "cli_governance.py", "cli_reviews.py", "cli_models.py",
+            "cli_evidence.py", "cli_export.py", "__main__.py"}
 # nbgov.load_ipython_extension is the one extension entry point; it imports nbgov.magics lazily.
 ENTRY_POINT = "__init__.py"
 FORBIDDEN_IN_CORE = ("IPython", "ipywidgets", "nbgov.magics", "nbgov.widgets")

@@ -1,0 +1,1 @@
+"""Evidence for auditors: reports, bundles and their standalone verifier."""
