@@ -116,33 +116,50 @@ def sql(ctx: click.Context, query: str | None, sql_file: Any, fmt: str, params: 
 
 @cli.command()
 @click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A head checkpoint from `nbgov checkpoint export`, kept outside the ledger.")
+              help="A signed checkpoint from `nbgov checkpoint export`, kept outside the ledger.")
+@click.option("--key", "keys", multiple=True, metavar="VKEY",
+              help="A verifier key (NAME+ID+KEY, or a file of them) trusted to have signed the "
+                   "--against checkpoint (default: the keys registered in the ledger). Repeatable.")
 @click.pass_context
-def verify(ctx: click.Context, against: Path | None) -> None:
-    """Recompute every leaf hash and the chain, and check every approval's signature against
-    the reviewer's registered key; exit 0 only if all hold.
+def verify(ctx: click.Context, against: Path | None, keys: tuple[str, ...]) -> None:
+    """Recompute every leaf hash, the chain, the Merkle tree and every recorded checkpoint, and
+    check every approval's signature against the reviewer's registered key; exit 0 only if all
+    hold. With --against, also prove the ledger is an append-only extension of a checkpoint
+    exported earlier.
 
     \b
     Example:
-      nbgov checkpoint export head.json      # keep this file somewhere else
-      nbgov verify --against head.json
+      nbgov checkpoint export cp.note        # keep this file somewhere else
+      nbgov checkpoint keys > keys.txt       # and the key that signed it
+      nbgov verify --against cp.note --key keys.txt
     """
     from nbgov.approvals import verify_approvals
-    from nbgov.verify import read_head_file
+    from nbgov.checkpoints import read_note_file
+    from nbgov.proofs import read_keys
+    from nbgov.verify import Head, read_head_file
 
-    head = read_head_file(against) if against else None
+    trusted = read_keys(keys)
+    target: Head | str | None = None
+    if against is not None:
+        text = read_note_file(against)
+        target = read_head_file(against) if text.lstrip().startswith("{") else text
     bar = _ProgressBar("verifying")
     ledger = _ledger(ctx)
     try:
-        report = ledger.verify(against=head, progress=bar)
+        report = ledger.verify(against=target, trusted=trusted, progress=bar)
     finally:
         bar.close()
     if report.ok:
         signatures = verify_approvals(ledger)
         bad = [s for s in signatures if not s.valid]
-        extra = f", checkpoint at seq {head.seq} holds" if head else ""
+        extra = ""
+        if isinstance(target, Head):
+            extra = f", head at seq {target.seq} holds"
+        elif report.against is not None:
+            extra = (f", extends the checkpoint of {report.against.checkpoint.size} events "
+                     f"signed by {report.against.signer.name}+{report.against.signer.key_id.hex()}")
         click.echo(f"ok: {report.events} events verified, head seq {report.head_seq} "
-                   f"chain {report.head_chain[:16]}{extra}")
+                   f"chain {report.head_chain[:16]}, {report.checkpoints} checkpoint(s){extra}")
         if signatures:
             click.echo(f"{len(signatures) - len(bad)} of {len(signatures)} approval signature(s) valid")
         for item in bad:
@@ -219,32 +236,6 @@ def ingest(ctx: click.Context) -> None:
         click.echo(f"nbgov: {label}: {rejection.describe()}", err=True)
     if report.rejected:
         ctx.exit(1)
-
-
-@cli.group()
-def checkpoint() -> None:
-    """Head checkpoints to keep outside the ledger (catch a truncated or rewritten ledger)."""
-
-
-@checkpoint.command("export")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.pass_context
-def checkpoint_export(ctx: click.Context, path: Path) -> None:
-    """Write the ledger's current head (seq and chain hash) to PATH.
-
-    \b
-    Example:
-      nbgov checkpoint export /mnt/worm/nbgov-head.json
-      nbgov verify --against /mnt/worm/nbgov-head.json
-    """
-    from nbgov.verify import write_head_file
-
-    head = _ledger(ctx).head()
-    try:
-        write_head_file(head, path)
-    except OSError as exc:
-        raise NbgovError(f"cannot write {path}: {exc.strerror}") from None
-    click.echo(f"wrote head seq {head.seq} of ledger {head.ledger_id} to {path}")
 
 
 @cli.command()

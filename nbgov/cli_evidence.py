@@ -1,7 +1,145 @@
-"""Placeholder: commands are added here."""
+"""Commands for evidence an auditor can check: signed checkpoints, proofs, evidence bundles."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
-COMMANDS: tuple[click.Command, ...] = ()
+from nbgov.cli_common import ledger_of as _ledger
+from nbgov.errors import NbgovError
+
+
+@click.group()
+def checkpoint() -> None:
+    """Signed checkpoints (C2SP tlog-checkpoint notes) of the ledger's Merkle tree.
+
+    A checkpoint is cut at the end of every notebook session and review run, on request, and
+    by any ingest once `checkpoint_interval` has passed. Keep exported ones where the ledger's
+    owner cannot rewrite them (a git repository, a WORM bucket, an email).
+    """
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise NbgovError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@checkpoint.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def checkpoint_export(ctx: click.Context, path: Path) -> None:
+    """Write the latest signed checkpoint to PATH (cutting one first if anything was recorded
+    since the last).
+
+    \b
+    Example:
+      nbgov checkpoint export /mnt/worm/nbgov-2026-11-29.note
+      nbgov verify --against /mnt/worm/nbgov-2026-11-29.note
+    """
+    from nbgov.notes import parse_checkpoint
+
+    note = _ledger(ctx).checkpoint("manual")
+    if note is None:
+        raise NbgovError("the ledger is empty: nothing to certify", hint="run `nbgov init` first")
+    _write(path, note)
+    cp = parse_checkpoint(note.split("\n\n")[0] + "\n")
+    click.echo(f"wrote the checkpoint of {cp.size} events ({cp.origin}) to {path}")
+
+
+@checkpoint.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per checkpoint.")
+@click.pass_context
+def checkpoint_list(ctx: click.Context, as_json: bool) -> None:
+    """The recorded checkpoints, oldest first.
+
+    \b
+    Example:
+      nbgov checkpoint list
+    """
+    from nbgov.checkpoints import stored_checkpoints
+
+    with _ledger(ctx).reader() as con:
+        found = stored_checkpoints(con)
+    for cp in found:
+        if as_json:
+            click.echo(json.dumps({"seq": cp.seq, "time": cp.time, "actor": cp.actor, "size": cp.size,
+                                   "root": cp.root, "reason": cp.reason, "key_id": cp.key_id}))
+        else:
+            click.echo(f"seq {cp.seq:>8}  {cp.time}  size {cp.size:>8}  {cp.reason:<11}  {cp.actor}")
+    if not found and not as_json:
+        click.echo("no checkpoints yet (`nbgov checkpoint export FILE` cuts one)")
+
+
+@checkpoint.command("keys")
+@click.pass_context
+def checkpoint_keys(ctx: click.Context) -> None:
+    """Print the verifier keys (NAME+ID+KEY) of everyone who signed a checkpoint, one per line:
+    hand them to an auditor through a channel other than the ledger.
+
+    \b
+    Example:
+      nbgov checkpoint keys > nbgov-keys.txt
+    """
+    from nbgov import migrations
+    from nbgov.checkpoints import ledger_keys, ledger_origin, stored_checkpoints
+
+    with _ledger(ctx).reader() as con:
+        keys = ledger_keys(con, ledger_origin(migrations.ledger_id(con) or ""))
+        used = {cp.key_id for cp in stored_checkpoints(con)}
+    for key_id, (actor, key) in keys.items():
+        if key_id in used:
+            click.echo(f"{key.text()}  # {actor}")
+
+
+@click.command()
+@click.argument("seq", type=click.IntRange(min=1))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the proof (JSON).")
+@click.pass_context
+def prove(ctx: click.Context, seq: int, out: Path) -> None:
+    """Write a self-contained proof that the event at SEQ is in the ledger: the event as hashed,
+    its RFC 9162 audit path and the signed checkpoint it leads to.
+
+    \b
+    Example:
+      nbgov prove 1234 --out approval-1234.proof.json
+      nbgov verify-proof approval-1234.proof.json --key nbgov-keys.txt
+    """
+    from nbgov.proofs import make_proof
+
+    proof = make_proof(_ledger(ctx), seq)
+    _write(out, json.dumps(proof, indent=2) + "\n")
+    click.echo(f"wrote the proof of seq {seq} ({proof['summary']['type']}) against the checkpoint "
+               f"of {proof['tree_size']} events to {out}")
+
+
+@click.command("verify-proof")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "keys", multiple=True, metavar="VKEY",
+              help="A trusted verifier key (NAME+ID+KEY, or a file of them); repeatable. Without "
+                   "it the keys inside the proof file are used.")
+@click.pass_context
+def verify_proof(ctx: click.Context, path: Path, keys: tuple[str, ...]) -> None:
+    """Check a proof from `nbgov prove` offline (no ledger needed); exit 0 only if it holds.
+
+    \b
+    Example:
+      nbgov verify-proof approval-1234.proof.json --key nbgov-keys.txt
+    """
+    from nbgov.proofs import check_proof, read_keys, read_proof
+
+    result = check_proof(read_proof(path), read_keys(keys))
+    what = result.event.get("type", "event")
+    click.echo(f"ok: seq {result.seq} ({what} by {result.event.get('actor', {}).get('id', '?')}) is in "
+               f"the tree of {result.checkpoint.size} events of {result.checkpoint.origin}, signed by "
+               f"{result.signer.name}+{result.signer.key_id.hex()}")
+    if result.keys_from_file:
+        click.echo("warning: trusted the key inside the proof file; pass --key with the ledger "
+                   "owner's key obtained another way", err=True)
+
+
+COMMANDS: tuple[click.Command, ...] = (checkpoint, prove, verify_proof)

@@ -52,6 +52,8 @@ __all__ = [
     "Event",
     "FairnessEvaluated",
     "KeyRegistered",
+    "CheckpointSigned",
+    "ModelDescribed",
     "LedgerCreated",
     "MetricsLogged",
     "ModelFitted",
@@ -788,6 +790,46 @@ class SchedulerStopped(Event):
     reason: str
 
 
+@dataclass(frozen=True)
+class CheckpointSigned(Event):
+    """A signed checkpoint of the ledger's Merkle tree (C2SP tlog-checkpoint signed note).
+
+    ``note`` is the whole signed note (origin, ``size``, base64 ``root``, blank line, signature
+    line); ``previous`` is the SHA-256 (hex) of the previous checkpoint's note, None for the
+    first; ``key_id`` names the signer's registered key (``key_registered``); ``reason`` says what
+    cut it (``session_end``, ``review_run``, ``interval``, ``manual``).
+    """
+
+    TYPE: ClassVar[str] = "checkpoint_signed"
+    PLAIN: ClassVar[bool] = True
+    origin: str
+    size: int
+    root: str
+    note: str
+    previous: str | None
+    key_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelDescribed(Event):
+    """What a model is for, in its owner's words (the model documentation page's narrative).
+
+    ``version`` None describes every version of ``model`` until a later description; a newer
+    description of the same model (and version) supersedes an older one.
+    """
+
+    TYPE: ClassVar[str] = "model_described"
+    PLAIN: ClassVar[bool] = True
+    model: str
+    version: int | None
+    intended_use: str
+    out_of_scope: str | None = None
+    limitations: str | None = None
+    owner: str | None = None
+    contact: str | None = None
+
+
 #: Every event type nbgov accepts, by name.
 EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
     {
@@ -836,6 +878,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             AlertDeliveryFailed,
             SchedulerStarted,
             SchedulerStopped,
+            CheckpointSigned,
+            ModelDescribed,
         )
     }
 )

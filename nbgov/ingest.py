@@ -87,6 +87,7 @@ def ingest_spool(
     batch_events: int = 122_880,
     max_batches: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    after: Callable[[duckdb.DuckDBPyConnection], bool] | None = None,
 ) -> IngestReport:
     """Ingest every complete pending line of *spool_dir* into *store*.
 
@@ -99,6 +100,9 @@ def ingest_spool(
     progress
         Called after each batch with (spool bytes ingested so far, spool bytes that were pending
         when the ingest began).
+    after
+        Called with the write connection once the spool is drained, still under the ingest
+        lock; when it returns True (it appended to the spool), the spool is drained again.
     """
     report = IngestReport()
     with store.ingest_lock(), store.write() as con:
@@ -106,39 +110,56 @@ def ingest_spool(
         # Rows carry their seq, so their physical order is irrelevant; not preserving it lets
         # DuckDB insert a batch with all its threads.
         con.execute("SET preserve_insertion_order = false")
-        careful = False
-        while max_batches is None or report.batches < max_batches:
-            planner = Planner(spool_dir, con, actor, batch_events, recheck_blocked=careful)
-            if careful:
-                # One batch screened row by row, in this thread (screening uses the connection).
-                # It also re-checks segments blocked earlier: a line refused for a type this
-                # nbgov did not know yet goes in once nbgov is upgraded.
-                batch = planner.next_batch(screen=lambda reads: _screen(con, reads))
-                careful = False
-                if batch is None:
-                    _finish(report, planner, spool_dir, con)
-                    break
-                _commit(con, batch, fast=False)
-                _account(report, batch, progress)
-                continue
-            try:
-                drained = _run_fast(con, planner, report, max_batches, progress)
-            except _BodiesRefused:
-                careful = True
-                continue
-            if not drained:
-                break
-            if planner.skipped_blocked:
-                careful = True
-                continue
-            _finish(report, planner, spool_dir, con)
-            break
+        drained = _drain(con, spool_dir, actor, batch_events, max_batches, progress, report)
+        # Still under the lock: whatever *after* appends to the spool (a checkpoint) goes in now.
+        if drained and after is not None and after(con):
+            _drain(con, spool_dir, actor, batch_events, None, progress, report)
     return report
+
+
+def _drain(
+    con: duckdb.DuckDBPyConnection,
+    spool_dir: Path,
+    actor: Actor,
+    batch_events: int,
+    max_batches: int | None,
+    progress: Callable[[int, int], None] | None,
+    report: IngestReport,
+) -> bool:
+    """Commit batches until the spool is drained (True) or *max_batches* were committed."""
+    careful = False
+    while max_batches is None or report.batches < max_batches:
+        planner = Planner(spool_dir, con, actor, batch_events, recheck_blocked=careful)
+        if careful:
+            # One batch screened row by row, in this thread (screening uses the connection).
+            # It also re-checks segments blocked earlier: a line refused for a type this
+            # nbgov did not know yet goes in once nbgov is upgraded.
+            batch = planner.next_batch(screen=lambda reads: _screen(con, reads))
+            careful = False
+            if batch is None:
+                _finish(report, planner, spool_dir, con)
+                return True
+            _commit(con, batch, fast=False)
+            _account(report, batch, progress)
+            continue
+        try:
+            drained = _run_fast(con, planner, report, max_batches, progress)
+        except _BodiesRefused:
+            careful = True
+            continue
+        if not drained:
+            return False
+        if planner.skipped_blocked:
+            careful = True
+            continue
+        _finish(report, planner, spool_dir, con)
+        return True
+    return False
 
 
 def _finish(report: IngestReport, planner: Planner, spool_dir: Path, con: duckdb.DuckDBPyConnection) -> None:
     report.blocked = planner.blocked
-    report.archived = _archive_finished(spool_dir, read_cursors(con))
+    report.archived += _archive_finished(spool_dir, read_cursors(con))
 
 
 def _run_fast(

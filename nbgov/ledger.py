@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -116,6 +117,8 @@ class Ledger:
         self._store: Store = _store or FileStore(
             self.settings.ledger_path, lock_timeout=self.settings.lock_timeout
         )
+        self._next_interval_check = 0.0
+        self._warned_checkpoint_key = False
         self._writer = SpoolWriter(
             self.settings.spool_dir, self.actor, durability=self.settings.durability
         )
@@ -182,11 +185,18 @@ class Ledger:
         self._writer.sync()
 
     def ingest(
-        self, *, max_batches: int | None = None, progress: Progress | None = None
+        self,
+        *,
+        max_batches: int | None = None,
+        progress: Progress | None = None,
+        checkpoint: str | None = None,
     ) -> IngestReport:
         """Move every complete spool line into the database; see :mod:`nbgov.ingest`.
 
         *progress* is called after each batch with (spool bytes done, spool bytes pending).
+        *checkpoint* (a reason: ``session_end``, ``review_run``, ``manual``) cuts a signed
+        checkpoint of the result when anything was recorded since the last one; without it, one
+        is cut only when ``checkpoint_interval`` has passed (see :mod:`nbgov.checkpoints`).
         """
         self._require_ledger()
         self._writer.sync()
@@ -197,7 +207,55 @@ class Ledger:
             batch_events=self.settings.ingest_batch_events,
             max_batches=max_batches,
             progress=progress,
+            after=lambda con: self._cut_checkpoint(con, checkpoint),
         )
+
+    def _cut_checkpoint(self, con: Any, reason: str | None) -> bool:
+        """Under the ingest lock: append a signed checkpoint when asked or due (True if one was)."""
+        import time
+
+        from nbgov import checkpoints
+
+        if reason is None:
+            now = time.monotonic()
+            if now < self._next_interval_check:
+                return False
+            self._next_interval_check = now + min(60.0, self.settings.checkpoint_interval)
+            if not checkpoints.due(con, self.settings.checkpoint_interval):
+                return False
+            reason = "interval"
+        key = self._checkpoint_key(required=reason == "manual")
+        if key is None:
+            return False
+        made = checkpoints.checkpoint_events(con, migrations.ledger_id(con) or "", self.actor.id, key, reason)
+        for event in made:
+            self._writer.append(event)
+        if made:
+            self._writer.sync()
+        return bool(made)
+
+    def _checkpoint_key(self, *, required: bool) -> Any:
+        from nbgov.signing import SigningKeyError, load_or_create_key
+
+        try:
+            return load_or_create_key(self.settings.key_dir, self.actor.id)
+        except SigningKeyError as exc:
+            if required:
+                raise
+            if not self._warned_checkpoint_key:
+                self._warned_checkpoint_key = True
+                warnings.warn(f"no signed checkpoint cut: {exc.message}", NbgovWarning, stacklevel=4)
+            return None
+
+    def checkpoint(self, reason: str = "manual") -> str | None:
+        """Cut a signed checkpoint of everything recorded (unless nothing was recorded since the
+        last one); return the latest checkpoint's note, or None for an empty ledger."""
+        from nbgov.checkpoints import latest_checkpoint
+
+        self.ingest(checkpoint=reason)
+        with self.reader(ingest=False) as con:
+            latest = latest_checkpoint(con)
+        return None if latest is None else latest.note
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -207,6 +265,17 @@ class Ledger:
         self._ingest_before_reading()
         with self._store.read() as con:
             return run_statements(con, statements, params)
+
+    @contextmanager
+    def reader(self, *, ingest: bool = True) -> Iterator[Any]:
+        """A read-only DuckDB connection for the core's own SQL (after ingesting, by default).
+        Hold it briefly: while it is open no other process can write the ledger."""
+        if ingest:
+            self._ingest_before_reading()
+        else:
+            self._require_ledger()
+        with self._store.read() as con:
+            yield con
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run read-only *sql* and return a pandas DataFrame.
@@ -220,15 +289,21 @@ class Ledger:
         """
         return self.query_arrow(sql, params).table.to_pandas()
 
-    def verify(self, *, against: Head | None = None, progress: Progress | None = None) -> VerifyReport:
-        """Recompute every leaf and the chain; see :mod:`nbgov.verify`.
+    def verify(self, *, against: Head | str | None = None, trusted: list[Any] | None = None,
+               progress: Progress | None = None) -> VerifyReport:
+        """Recompute every leaf, the chain, the Merkle tree and the checkpoints; see
+        :mod:`nbgov.verify`.
 
-        *progress* is called as it goes with (events checked, events in the ledger).
+        *against* is a signed checkpoint note exported earlier (``nbgov checkpoint export``) and
+        *trusted* the verifier keys (:class:`nbgov.notes.VerifierKey`) that may have signed it
+        (default: the keys registered in this ledger). *progress* is called as it goes with
+        (events checked, events in the ledger).
         """
         self._ingest_before_reading()
         with self._store.read() as con:
             return verify_ledger(
-                con, ledger_id=migrations.ledger_id(con) or "", against=against, progress=progress
+                con, ledger_id=migrations.ledger_id(con) or "", against=against, trusted=trusted,
+                progress=progress,
             )
 
     # -- the Merkle tree (RFC 9162) over the leaf hashes ---------------------------------------

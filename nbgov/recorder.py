@@ -231,7 +231,7 @@ class Recorder:
         self.ledger.sync()  # a session boundary: what was recorded survives a power loss too
         try:
             with self.internal():
-                self.ledger.ingest()
+                self.ledger.ingest(checkpoint="session_end")
         except LedgerLocked as exc:
             warnings.warn(
                 f"nbgov: the session's events stay in the spool for now ({exc.message}); the next "

@@ -384,7 +384,7 @@ def run_review(
     result = ReviewResult(run_id, status, path, output, output_print, supervisor.total,
                           supervisor.executed, index, error_type, message, seconds, parameters=values)
     with contextlib.suppress(NbgovError):  # a busy ledger: the events wait in the spool
-        ledger.ingest()
+        ledger.ingest(checkpoint="review_run")
         if not result.ok:
             from nbgov.alerting import raise_alert
 

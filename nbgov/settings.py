@@ -114,6 +114,13 @@ SETTINGS: tuple[Setting, ...] = (
         "row groups instead of through the write-ahead log.",
     ),
     Setting(
+        "checkpoint_interval",
+        _parse_seconds(allow_zero=True),
+        3600.0,
+        "Seconds after which any ingest cuts a signed checkpoint when something was recorded "
+        "since the last one (0: only at the end of sessions and review runs, and on request).",
+    ),
+    Setting(
         "key_dir",
         _parse_path,
         Path("~/.nbgov/keys"),
@@ -136,6 +143,7 @@ class Settings:
     lock_timeout: float
     flush_interval: float
     ingest_batch_events: int
+    checkpoint_interval: float
     key_dir: Path
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     pyproject: Path | None = field(default=None, compare=False)

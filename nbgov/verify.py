@@ -8,10 +8,15 @@ Checks, all reported at the ``seq`` where they fail:
 - each chain hash links the previous chain hash to this leaf;
 - every ingest batch's recorded head matches the chain, and the log ends where the last batch
   ended (events removed from, or added at, the end);
-- optionally, a head checkpoint kept outside the DuckDB file: the ledger must still contain that
-  head unchanged (which catches a truncated tail even when the batch log was edited to match);
 - when all of that holds, the stored Merkle tree (``merkle_nodes``) is exactly the RFC 9162 tree
-  of the recorded leaves: no subtree missing, altered or added.
+  of the recorded leaves: no subtree missing, altered or added;
+- every recorded checkpoint (``checkpoint_signed``) verifies: signed by its actor's registered
+  key, for this ledger, of the tree as recorded, chained to the one before it;
+- optionally, a signed checkpoint kept outside the ledger (``nbgov checkpoint export``): its
+  signature holds and a consistency proof shows the ledger is an append-only extension of the
+  tree it certified (which catches a truncated, rewritten or forked history even when every hash
+  inside the ledger was rewritten to match). An older unsigned head file (``nbgov-head/1``) is
+  still accepted: the chain hash at its seq must be unchanged.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     checkpoint: Head | None = None
+    #: the exported checkpoint the ledger was checked against, when it holds
+    against: Any = None
+    checkpoints: int = 0
 
     @property
     def ok(self) -> bool:
@@ -126,14 +134,18 @@ def verify_ledger(
     con: duckdb.DuckDBPyConnection,
     *,
     ledger_id: str,
-    against: Head | None = None,
+    against: Head | str | None = None,
+    trusted: list[Any] | None = None,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Verify the ledger behind *con* (read-only use); return every problem found.
 
+    *against* is a signed checkpoint note (or an older head) kept outside the ledger; *trusted*
+    the verifier keys that may have signed it (default: the keys registered in the ledger).
     *progress*, if given, is called with (events checked, events in the ledger) as it goes.
     """
-    report = VerifyReport(checkpoint=against)
+    head = against if isinstance(against, Head) else None
+    report = VerifyReport(checkpoint=head)
     _check_columns(con, report)
     batch_heads = {
         int(last): bytes(chain)
@@ -143,8 +155,8 @@ def verify_ledger(
     }
     chain_at: dict[int, bytes] = {}
     wanted = set(batch_heads)
-    if against is not None:
-        wanted.add(against.seq)
+    if head is not None:
+        wanted.add(head.seq)
     _scan_rows(con, report, wanted, chain_at, progress)
     for seq, recorded in sorted(batch_heads.items()):
         if seq in chain_at and chain_at[seq] != recorded:
@@ -158,11 +170,30 @@ def verify_ledger(
     elif last_batch_seq < report.head_seq:
         report.add(last_batch_seq + 1, "events added outside ingest",
                    f"seq {last_batch_seq + 1}..{report.head_seq} are not covered by any ingest batch")
-    if against is not None:
-        _check_against(report, against, ledger_id, chain_at)
+    if head is not None:
+        _check_against(report, head, ledger_id, chain_at)
     if report.ok:  # the log holds: its stored Merkle tree must be the tree of its leaves
         _check_tree(con, report)
+    if report.ok:
+        _check_checkpoints(con, report, ledger_id, against if isinstance(against, str) else None, trusted)
     return report
+
+
+def _check_checkpoints(con: duckdb.DuckDBPyConnection, report: VerifyReport, ledger_id: str,
+                       note: str | None, trusted: list[Any] | None) -> None:
+    from nbgov.checkpoints import NotAnExtension, check_against, check_recorded, stored_checkpoints
+
+    report.checkpoints = len(stored_checkpoints(con))
+    for seq, problem in check_recorded(con, ledger_id):
+        report.add(seq, "checkpoint invalid", problem)
+    if note is None:
+        return
+    try:
+        report.against = check_against(con, note, ledger_id=ledger_id, trusted=trusted)
+    except NotAnExtension as exc:
+        report.add(exc.seq, "not an extension of the checkpoint", exc.message)
+    except NbgovError as exc:
+        report.add(0, "checkpoint refused", exc.message)
 
 
 def _check_tree(con: duckdb.DuckDBPyConnection, report: VerifyReport) -> None:

@@ -131,32 +131,96 @@ def test_truncating_the_tail(copy: Path) -> None:
     assert seq == EVENTS - 9 and "missing at the end" in detail
 
 
+def _export(home: Path, path: Path) -> Path:
+    """Export the latest checkpoint to *path* and its signer's verifier key beside it
+    (``<path>.keys``), as the ledger's owner hands both to an auditor."""
+    result = run_cli("--home", str(home), "checkpoint", "export", str(path))
+    assert result.returncode == 0, result.stderr
+    keys = run_cli("--home", str(home), "checkpoint", "keys")
+    assert keys.returncode == 0 and keys.stdout.strip(), keys.stderr
+    path.with_suffix(".keys").write_text(keys.stdout)
+    return path
+
+
+def _against(note: Path) -> tuple[str, ...]:
+    return ("--against", str(note), "--key", str(note.with_suffix(".keys")))
+
+
+def _drop_checkpoint_events(con: duckdb.DuckDBPyConnection) -> None:
+    """A forger's first step: remove the checkpoints recorded inside the ledger (the events after
+    the last real one, their ingest batch and the subtrees over them), which would otherwise
+    certify the history they are about to change."""
+    con.execute(f"DELETE FROM event_log WHERE seq > {EVENTS}")
+    con.execute(f"DELETE FROM ingest_batches WHERE first_seq > {EVENTS}")
+    con.execute(f"DELETE FROM merkle_nodes WHERE (idx + 1) * (1::BIGINT << level) > {EVENTS}")
+
+
 def test_truncating_whole_batches_is_caught_by_a_checkpoint_kept_elsewhere(copy: Path, tmp_path: Path) -> None:
-    checkpoint = tmp_path / "head.json"
-    assert run_cli("--home", str(copy), "checkpoint", "export", str(checkpoint)).returncode == 0
-    # Remove the last ingest batch, its events and the Merkle subtrees over them: the ledger is
-    # self-consistent again...
+    checkpoint = _export(copy, tmp_path / "cp.note")
+    # Remove the last ingest batch of events (and the checkpoint recorded after it), and the
+    # Merkle subtrees over them: the ledger is self-consistent again...
+    first_removed = EVENTS - 500 + 1
     _tamper(copy,
-            "DELETE FROM event_log WHERE seq >= (SELECT first_seq FROM ingest_batches ORDER BY batch DESC LIMIT 1)",
-            "DELETE FROM ingest_batches WHERE batch = (SELECT max(batch) FROM ingest_batches)",
-            "DELETE FROM merkle_nodes WHERE (idx + 1) * (1::BIGINT << level) > (SELECT max(seq) FROM event_log)")
+            f"DELETE FROM event_log WHERE seq >= {first_removed}",
+            f"DELETE FROM ingest_batches WHERE first_seq >= {first_removed}",
+            f"DELETE FROM merkle_nodes WHERE (idx + 1) * (1::BIGINT << level) >= {first_removed}")
     assert run_cli("--home", str(copy), "verify").returncode == 0
-    # ...but not with the head recorded outside the DuckDB file.
-    seq, detail = _first_bad_seq(copy, "--against", str(checkpoint))
-    assert seq == EVENTS - 500 + 1 and "removed" in detail
+    # ...but not with the checkpoint kept outside the DuckDB file.
+    seq, detail = _first_bad_seq(copy, *_against(checkpoint))
+    assert seq == first_removed and "removed" in detail
 
 
-def test_a_rewritten_history_is_caught_by_a_checkpoint(copy: Path, tmp_path: Path) -> None:
-    checkpoint = tmp_path / "head.json"
-    assert run_cli("--home", str(copy), "checkpoint", "export", str(checkpoint)).returncode == 0
-    # Recompute every hash after an edit, including the batch heads: internally consistent.
+def _rewrite_history(home: Path, edit: Callable[[int, bytes], bytes]) -> None:
+    """The consistent forger: drop the recorded checkpoints, edit bodies, recompute every leaf,
+    chain hash, batch head and the Merkle tree, so that everything inside the file agrees."""
     from nbgov.chain import GENESIS, chain_hash, leaf_hash
     from nbgov.events import format_time
+    from nbgov.merkle_store import backfill
 
-    con = duckdb.connect(str(copy / "ledger.duckdb"))
+    con = duckdb.connect(str(home / "ledger.duckdb"))
+    _drop_checkpoint_events(con)
     rows = con.execute("SELECT seq, body, epoch_us(ingested_at) FROM event_log ORDER BY seq").fetchall()
     chain = GENESIS
     fixed = []
+    for seq, body, micros in rows:
+        body = edit(seq, bytes(body))
+        leaf = leaf_hash(body, format_time(micros * 1000), seq)
+        chain = chain_hash(chain, leaf)
+        fixed.append((seq, body, leaf, chain))
+    con.execute("CREATE TEMP TABLE fixed (seq BIGINT, body BLOB, leaf BLOB, chain BLOB)")
+    con.executemany("INSERT INTO fixed VALUES (?, ?, ?, ?)", fixed)
+    con.execute("UPDATE event_log SET body = f.body, leaf_hash = f.leaf, chain_hash = f.chain FROM fixed f WHERE f.seq = event_log.seq")
+    con.execute("UPDATE ingest_batches SET head_chain = f.chain FROM fixed f WHERE f.seq = ingest_batches.last_seq")
+    con.execute("DELETE FROM merkle_nodes")  # and the Merkle tree, rebuilt over the forged leaves
+    backfill(con)
+    con.close()
+
+
+def test_a_rewritten_history_is_caught_by_a_checkpoint(copy: Path, tmp_path: Path) -> None:
+    checkpoint = _export(copy, tmp_path / "cp.note")
+    _rewrite_history(copy, lambda seq, body: body.replace(b'"r3"', b'"R3"') if seq == 4 else body)
+    assert run_cli("--home", str(copy), "verify").returncode == 0
+    seq, detail = _first_bad_seq(copy, *_against(checkpoint))
+    assert seq == EVENTS and "rewritten" in detail
+    # Without the key given separately the forger's removal of the key registration shows too.
+    _, detail = _first_bad_seq(copy, "--against", str(checkpoint))
+    assert "not signed by a trusted key" in detail
+
+
+def test_a_checkpoint_recorded_inside_catches_a_rewrite_that_kept_it(copy: Path, tmp_path: Path) -> None:
+    _export(copy, tmp_path / "cp.note")
+    con = duckdb.connect(str(copy / "ledger.duckdb"))
+    checkpoint_seq = con.execute(
+        "SELECT max(seq) FROM event_log WHERE type = 'checkpoint_signed'").fetchone()[0]  # type: ignore[index]
+    con.close()
+    # Rewrite events before the recorded checkpoint but keep the checkpoint events themselves.
+    from nbgov.chain import GENESIS, chain_hash, leaf_hash
+    from nbgov.events import format_time
+    from nbgov.merkle_store import backfill
+
+    con = duckdb.connect(str(copy / "ledger.duckdb"))
+    rows = con.execute("SELECT seq, body, epoch_us(ingested_at) FROM event_log ORDER BY seq").fetchall()
+    chain, fixed = GENESIS, []
     for seq, body, micros in rows:
         body = bytes(body).replace(b'"r3"', b'"R3"') if seq == 4 else bytes(body)
         leaf = leaf_hash(body, format_time(micros * 1000), seq)
@@ -166,20 +230,30 @@ def test_a_rewritten_history_is_caught_by_a_checkpoint(copy: Path, tmp_path: Pat
     con.executemany("INSERT INTO fixed VALUES (?, ?, ?, ?)", fixed)
     con.execute("UPDATE event_log SET body = f.body, leaf_hash = f.leaf, chain_hash = f.chain FROM fixed f WHERE f.seq = event_log.seq")
     con.execute("UPDATE ingest_batches SET head_chain = f.chain FROM fixed f WHERE f.seq = ingest_batches.last_seq")
-    from nbgov.merkle_store import backfill
-
-    con.execute("DELETE FROM merkle_nodes")  # and the Merkle tree, rebuilt over the forged leaves
+    con.execute("DELETE FROM merkle_nodes")
     backfill(con)
     con.close()
-    assert run_cli("--home", str(copy), "verify").returncode == 0
-    seq, detail = _first_bad_seq(copy, "--against", str(checkpoint))
-    assert seq == EVENTS and "rewritten" in detail
+    seq, detail = _first_bad_seq(copy)
+    assert seq == checkpoint_seq and "signed root differs" in detail
 
 
 def test_a_checkpoint_of_another_ledger_is_refused(copy: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
     assert run_cli("--home", str(other), "init").returncode == 0
-    checkpoint = tmp_path / "other.json"
-    assert run_cli("--home", str(other), "checkpoint", "export", str(checkpoint)).returncode == 0
-    _, detail = _first_bad_seq(copy, "--against", str(checkpoint))
-    assert "another ledger" in detail or "for ledger" in detail
+    checkpoint = _export(other, tmp_path / "other.note")
+    _, detail = _first_bad_seq(copy, *_against(checkpoint))
+    assert "is for origin" in detail
+
+
+def test_an_old_unsigned_head_file_is_still_accepted(copy: Path, tmp_path: Path) -> None:
+    from nbgov.ledger import Ledger as _Ledger
+    from nbgov.verify import write_head_file
+
+    head = tmp_path / "head.json"
+    write_head_file(_Ledger(copy).head(), head)
+    result = run_cli("--home", str(copy), "verify", "--against", str(head))
+    assert result.returncode == 0 and "head at seq" in result.stdout, result.stdout + result.stderr
+    _tamper(copy, f"DELETE FROM event_log WHERE seq > {EVENTS - 10}",
+            f"DELETE FROM ingest_batches WHERE first_seq > {EVENTS - 10}")
+    seq, _ = _first_bad_seq(copy, "--against", str(head))
+    assert seq <= EVENTS
