@@ -144,7 +144,8 @@ def checkpoint_events(
     con: duckdb.DuckDBPyConnection, ledger_id: str, actor: str, key: SigningKey, reason: str
 ) -> list[Event]:
     """The events that record a new checkpoint of everything in the ledger now, or [] when
-    nothing was recorded since the last checkpoint.
+    nothing was recorded since the last checkpoint (for ``manual``: when the last checkpoint
+    already certifies every event).
 
     Runs under the ingest lock with the write connection, so no other checkpoint can come between
     the one read here as "previous" and the one returned. When *key* is not yet the actor's
@@ -153,11 +154,12 @@ def checkpoint_events(
     if reason not in REASONS:
         raise NbgovError(f"unknown checkpoint reason {reason!r} (reasons: {', '.join(REASONS)})")
     previous = latest_checkpoint(con)
-    if previous is not None and not _grown(con, previous.seq):
-        return []
     tree = LedgerTree(con)
     size = tree.size()
-    if size == 0:
+    if size == 0 or previous is not None and (
+            previous.size == size if reason == "manual" else not _grown(con, previous.seq)):
+        # Automatic checkpoints wait for something recorded after the last checkpoint (never
+        # for checkpoints alone); one asked for certifies everything the ledger holds now.
         return []
     origin = ledger_origin(ledger_id)
     root = tree.root(size)

@@ -126,13 +126,16 @@ def test_a_checkpoint_certifies_the_tree_of_every_event_before_it(home: Path) ->
     assert actor == ledger.actor.id
     text, _ = open_note(note, [VerifierKey(cp.origin, bytes.fromhex(public))])
     assert parse_checkpoint(text).size == cp.size
-    # Nothing new: no new checkpoint; something new: the next one chains to this one.
-    assert ledger.checkpoint() == note and len(_checkpoints(home)) == 1
+    # Asked again, a checkpoint certifies everything now, the first checkpoint's events included;
+    # an automatic one would wait for something new (see the interval test).
     ledger.append(events.MetricsLogged(metrics={"auc": 0.9}, model="m", version=1))
     second = ledger.checkpoint()
     first, latest = _checkpoints(home)
     assert second == latest.note and latest.previous == note_digest(first.note)
-    assert latest.size == first.seq + 1  # the first checkpoint's event and the metrics
+    assert latest.size == first.seq + 1  # the first checkpoint's events and the metrics
+    third = ledger.checkpoint()  # only the second checkpoint's event is uncertified
+    assert third != second and _checkpoints(home)[-1].size == latest.seq
+    assert ledger.checkpoint() != third  # each request certifies the one before it too
     assert run_cli("--home", str(home), "verify").returncode == 0
 
 
