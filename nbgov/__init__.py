@@ -64,6 +64,7 @@ __all__ = [
     "__version__",
     "approve",
     "check",
+    "describe_model",
     "drift",
     "events",
     "fairness",
@@ -86,6 +87,7 @@ _LAZY = {
     "CheckFailed": ("nbgov.checks", "CheckFailed"),
     "PolicyBreach": ("nbgov.checks", "PolicyBreach"),
     "drift": ("nbgov.evaluations", "drift"),
+    "describe_model": ("nbgov.model_doc", "describe"),
 }
 
 

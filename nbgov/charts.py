@@ -1,8 +1,9 @@
-"""Line charts for the governance panel and the audit report, as standalone inline SVG strings.
+"""Charts for the governance panel and the audit report, as standalone inline SVG strings.
 
 :func:`line_chart_svg` draws values across successive reviews (a bias ratio, a metric) against
-a policy limit, marking the points that breach it. Standard library only, like
-:mod:`nbgov.drawing` whose SVG primitives it shares.
+a policy limit, marking the points that breach it; :func:`stacked_bar_chart_svg` draws counts per
+category (review outcomes per week, decisions per model) as stacked bars. Standard library only,
+like :mod:`nbgov.drawing` whose SVG primitives it shares.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,7 +24,7 @@ from nbgov.drawing import (
     _text,
 )
 
-__all__ = ["line_chart_svg"]
+__all__ = ["line_chart_svg", "stacked_bar_chart_svg"]
 
 # Okabe-Ito colours for series; vermillion is kept for the limit and the breaching points.
 _SERIES_COLOURS = ("#0072B2", "#009E73", "#CC79A7", "#444444", "#56B4E9", "#E69F00")
@@ -264,4 +265,133 @@ def line_chart_svg(series: Sequence[_Series], *, limit: float | None = None, lim
     aria = f"{title or 'Line chart'}: {len(data)} series"
     if limit is not None:
         aria += f", limit {limit:.4g}, {breaches} point{'' if breaches == 1 else 's'} breaching it"
+    return _open_svg(width, height, aria) + "".join(parts) + "</svg>"
+
+
+# -- stacked bar chart ----------------------------------------------------------------------------
+
+
+def _count_axis(top: float) -> tuple[float, list[tuple[float, str]]]:
+    """An axis from 0 up to a multiple of a 1-2-5 step at or above *top*; whole steps for counts."""
+    raw = top / 5 if top > 0 else 0.2
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next((m * magnitude for m in (1, 2, 5) if m * magnitude >= raw * (1 - 1e-9)), 10 * magnitude)
+    if float(top).is_integer() and step < 1:
+        step = 1.0
+    last = max(1, math.ceil(top / step - 1e-9))
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return last * step, [(k * step, f"{k * step:.{decimals}f}") for k in range(last + 1)]
+
+
+def _bar_values(categories: Sequence[str], series: Sequence[tuple[str, Sequence[Any]]]) -> list[list[float]]:
+    rows = []
+    for name, values in series:
+        if len(values) != len(categories):
+            raise ValueError(f"series {name!r} has {len(values)} values for {len(categories)} categories")
+        row = []
+        for value in values:
+            number = 0.0 if value is None else float(value)
+            if math.isnan(number):
+                number = 0.0
+            if not math.isfinite(number) or number < 0:
+                raise ValueError(f"bar values must be finite and not negative, not {value!r} in {name!r}")
+            row.append(number)
+        rows.append(row)
+    return rows
+
+
+def _bar_legend(names: list[str], colours: list[str], left: float, top: float,
+                right: float) -> tuple[str, float]:
+    parts, x, y = ['<g class="legend">'], left, top
+    for name, colour in zip(names, colours):
+        shown = _fit(name, (right - left) / 2)
+        width = 34 + sum(_char_width(char, 12) for char in shown)
+        if x > left and x + width > right:
+            x, y = left, y + 18
+        parts.append(f'<g><title>{_text(name)}</title><rect x="{x:.1f}" y="{y + 2:.1f}" width="12" '
+                     f'height="12" fill={_attr(colour)}/><text x="{x + 18:.1f}" y="{y + 12:.1f}">'
+                     f"{_text(shown)}</text></g>")
+        x += width
+    return "".join(parts) + "</g>", y + 18
+
+
+def stacked_bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequence[Any]]], *,
+                          colours: Mapping[str, str] | None = None, title: str | None = None,
+                          y_label: str | None = None, width: int = 640, height: int = 280) -> str:
+    """Draw counts per category as stacked bars, as one standalone ``<svg>`` string.
+
+    Parameters
+    ----------
+    categories
+        The bars, left to right (e.g. weeks, or model names).
+    series
+        ``(name, values)`` pairs, one value per category, stacked bottom-up in this order; a value
+        is a finite number of at least 0 (None and NaN count as 0). Each drawn segment is a
+        ``<rect class="bar">`` with ``data-series``, ``data-category`` and ``data-value`` and a
+        tooltip; each bar's total is written above it (``<text class="total">``).
+    colours
+        Colour per series name (e.g. green for "succeeded"); others get the chart palette.
+    title, y_label
+        A heading above the plot and a label for the y axis.
+    width, height
+        Size in pixels; the SVG still shrinks to fit a narrower container. Category labels that
+        do not fit under their bar are thinned out (every n-th is shown) and cut to fit; the
+        full name stays in each bar's tooltip.
+
+    Returns
+    -------
+    str
+        The SVG; "no data yet" when there is no category or every value is 0.
+    """
+    names = [str(name) for name, _ in series]
+    rows = _bar_values(categories, series)
+    totals = [sum(column) for column in zip(*rows)] if rows else [0.0] * len(categories)
+    if not categories or not any(totals):
+        return _message_svg("no data yet", width, height, title)
+    palette = [(colours or {}).get(name) or _SERIES_COLOURS[number % len(_SERIES_COLOURS)]
+               for number, name in enumerate(names)]
+    y1, ticks = _count_axis(max(totals))
+    parts, top = [], 10.0
+    if title:
+        parts.append(f'<text class="title" x="{width / 2:.1f}" y="{top + 13:.1f}" text-anchor="middle" '
+                     f'font-size="15" font-weight="600">{_text(_fit(title, width - 20, 15))}</text>')
+        top += 24
+    left = 14 + max(len(text) for _, text in ticks) * 7.2 + (20 if y_label else 0)
+    legend, top = _bar_legend(names, palette, left, top, width - 16)
+    frame = _Frame(left, width - 16.0, top + 16, max(top + 56, height - 32.0), 0.0, float(len(categories)),
+                   0.0, y1)
+    parts += [legend, _chart_axes(frame, [], ticks)]
+    if y_label:
+        middle = (frame.top + frame.bottom) / 2
+        parts.append(f'<text class="y-label" x="14" y="{middle:.1f}" text-anchor="middle" transform='
+                     f'"rotate(-90 14 {middle:.1f})">{_text(_fit(y_label, frame.bottom - frame.top))}</text>')
+    slot = (frame.right - frame.left) / len(categories)
+    bar = max(1.0, min(slot * 0.7, 64.0))
+    label_width = max(sum(_char_width(char, 12) for char in str(c)) for c in categories) + 8
+    every = max(1, math.ceil(min(label_width, 120.0) / slot))
+    for index, (category, total) in enumerate(zip(categories, totals)):
+        category = str(category)
+        middle, base = frame.x(index + 0.5), 0.0
+        parts.append(f'<g class="column" data-category={_attr(category)}>')
+        for name, colour, row in zip(names, palette, rows):
+            value = row[index]
+            if value > 0:
+                y_top, y_bottom = frame.y(base + value), frame.y(base)
+                tip = _text(f"{category}\n{name}: {value:g}")
+                parts.append(f'<rect class="bar" data-series={_attr(name)} data-category={_attr(category)} '
+                             f'data-value="{value!r}" x="{middle - bar / 2:.1f}" y="{y_top:.1f}" '
+                             f'width="{bar:.1f}" height="{y_bottom - y_top:.1f}" fill={_attr(colour)}>'
+                             f"<title>{tip}</title></rect>")
+                base += value
+        if total > 0:
+            parts.append(f'<text class="total" x="{middle:.1f}" y="{frame.y(total) - 4:.1f}" '
+                         f'text-anchor="middle" font-size="11" fill="#333333">{total:g}</text>')
+        if index % every == 0:
+            shown = _fit(category, slot * every - 4)
+            parts.append(f'<text class="category" x="{middle:.1f}" y="{frame.bottom + 18:.1f}" '
+                         f'text-anchor="middle" fill="#333333">{_text(shown)}<title>{_text(category)}</title>'
+                         "</text>")
+        parts.append("</g>")
+    aria = (f"{title or 'Bar chart'}: {len(categories)} categor{'y' if len(categories) == 1 else 'ies'}, "
+            f"{len(names)} series")
     return _open_svg(width, height, aria) + "".join(parts) + "</svg>"

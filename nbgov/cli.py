@@ -297,9 +297,15 @@ def demo(ctx: click.Context, notebooks: Path) -> None:
     verdict = "intact" if result.verify.ok else "NOT intact"
     click.echo(f"\nverify: {result.verify.events} events, hash chain {verdict} "
                f"(head {result.verify.head_chain[:16]})")
+    if result.bundle is not None:
+        click.echo("\nevidence bundle (SOC 2 report, model pages, Parquet + SQL, proofs): "
+                   f"{result.bundle.path}")
+        for control, status in result.bundle.controls.items():
+            click.echo(f"  {control:<22} {status}")
+        click.echo(f"its standalone verifier (Python + cryptography only): {result.bundle_check[0]}")
     click.echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM lineage_edges\"")
     if not all(run.ok for run in result.runs) or not all(r.ok for r in result.reviews) or not (
-            result.verify.ok and all(s.valid for s in signatures)):
+            result.verify.ok and all(s.valid for s in signatures)) or result.bundle_check[1] != 0:
         ctx.exit(1)
 
 

@@ -4,16 +4,23 @@ Each notebook in ``example_notebooks/`` runs in a fresh kernel under papermill w
 then the review notebooks in ``example_notebooks/reviews/`` run as supervised reviews of the model,
 recording into the ledger (the embedded default, ``./.nbgov``, unless told otherwise), under the
 policy the examples ship (``example_notebooks/nbgov-policy.toml``); then the ledger answers what
-was trained, on what, how it was governed, and whether its records are intact.
+was trained, on what, how it was governed, and whether its records are intact; finally the
+evidence bundle of the last 30 days is written under ``<home>/evidence/`` and checked by its own
+standalone verifier, as an auditor would.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nbgov.errors import NbgovError
+from nbgov.evidence.bundle import BundleResult, write_bundle
 from nbgov.ledger import Ledger
 from nbgov.notebooks import NotebookRun, execute_notebook
 from nbgov.review import ReviewResult, run_review
@@ -28,6 +35,9 @@ class DemoResult:
     runs: list[NotebookRun]
     reviews: list[ReviewResult]
     verify: VerifyReport
+    #: the evidence bundle written, and what its standalone verifier said (last line, exit status)
+    bundle: BundleResult | None = None
+    bundle_check: tuple[str, int] = ("", 1)
 
 
 def run_demo(
@@ -44,11 +54,12 @@ def run_demo(
             hint="run `nbgov demo` from the nbgov checkout, or give --notebooks DIR",
         )
     ledger = Ledger.init(home)
-    environment = {
-        # The demo's people (a reviewer, an admin, a data steward) sign with throwaway keys kept
-        # with the demo's files; real users keep theirs in their own key_dir.
-        "NBGOV_KEY_DIR": str((ledger.home / "demo" / "keys").resolve()),
-    }
+    # The demo's people (a reviewer, an admin, a data steward, and whoever runs the demo, who
+    # signs the checkpoints and the bundle) sign with throwaway keys kept with the demo's files;
+    # real users keep theirs in their own key_dir.
+    keys = (ledger.home / "demo" / "keys").resolve()
+    ledger = Ledger(settings=dataclasses.replace(ledger.settings, key_dir=keys), actor=ledger.actor)
+    environment = {"NBGOV_KEY_DIR": str(keys)}
     policy = notebooks / "nbgov-policy.toml"
     if policy.is_file():
         environment["NBGOV_POLICY"] = str(policy.resolve())
@@ -68,5 +79,13 @@ def run_demo(
                             timeout=600, environment=environment)
         announce(f"  {review.describe()}")
         reviews.append(review)
-    return DemoResult(ledger, runs, reviews, ledger.verify())
+    verify = ledger.verify()
+    today = dt.datetime.now(dt.UTC).date()
+    out = ledger.home / "evidence" / f"{today - dt.timedelta(days=30)}_{today}_{dt.datetime.now():%H%M%S}"
+    announce(f"evidence: nbgov evidence --from {today - dt.timedelta(days=30)} --to {today} --out {out} ...")
+    bundle = write_bundle(ledger, today - dt.timedelta(days=30), today, out)
+    checked = subprocess.run([sys.executable, str(out / "verify_bundle.py"), str(out)],
+                             capture_output=True, text=True, timeout=600)
+    lines = (checked.stdout or checked.stderr).strip().splitlines()
+    return DemoResult(ledger, runs, reviews, verify, bundle, (lines[-1] if lines else "", checked.returncode))
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from bundle_helpers import clean_python  # noqa: F401  (a session fixture for every module)
 
 from helpers import run_cli
 

@@ -107,6 +107,15 @@ def test_demo_runs_the_example_notebooks(tmp_path: Path) -> None:
     drift = ledger.query("SELECT DISTINCT version FROM drift_results WHERE model = 'hmda_denial'")
     assert list(drift["version"]) == [2]
 
+    # every session and review run ended with a signed checkpoint; the evidence bundle of the last
+    # 30 days was written and its own verifier accepted it
+    reasons = ledger.query("SELECT DISTINCT payload->>'reason' AS reason FROM events WHERE type = 'checkpoint_signed'")
+    assert {"session_end", "review_run", "manual"} <= set(reasons["reason"])
+    [bundle] = list((tmp_path / "ledger" / "evidence").iterdir())
+    assert (bundle / "report.html").is_file() and (bundle / "models" / "hmda_denial-v2.html").is_file()
+    assert "its standalone verifier (Python + cryptography only): RESULT: VERIFIED" in result.stdout
+    assert "bias-testing           evidenced" in result.stdout
+
 
 def test_demo_without_notebooks_says_where_it_looked(tmp_path: Path) -> None:
     result = run_cli("--home", str(tmp_path / "ledger"), "demo", "--notebooks", str(tmp_path / "none"))
@@ -209,9 +218,9 @@ def test_ingest_reports_a_corrupt_line_and_fails_once(home: Path) -> None:
 
 
 def test_verify_and_checkpoint(demo_home: Path, tmp_path: Path) -> None:
-    head = tmp_path / "head.json"
-    exported = run_cli("--home", str(demo_home), "checkpoint", "export", str(head))
-    assert exported.returncode == 0 and "head seq 10" in exported.stdout
-    assert json.loads(head.read_text())["seq"] == 10
-    ok = run_cli("--home", str(demo_home), "verify", "--against", str(head))
-    assert ok.returncode == 0 and "checkpoint at seq 10 holds" in ok.stdout
+    note = tmp_path / "cp.note"
+    exported = run_cli("--home", str(demo_home), "checkpoint", "export", str(note))
+    assert exported.returncode == 0 and "checkpoint of 10 events" in exported.stdout
+    assert note.read_text().split("\n")[1] == "10"
+    ok = run_cli("--home", str(demo_home), "verify", "--against", str(note))
+    assert ok.returncode == 0 and "extends the checkpoint of 10 events" in ok.stdout
