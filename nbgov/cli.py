@@ -239,6 +239,33 @@ def ingest(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--to", "url", required=True, metavar="URL",
+              help="The team ledger: ducklake:postgres:<libpq connection>;data=<shared path>.")
+@click.pass_context
+def migrate(ctx: click.Context, url: str) -> None:
+    """Copy this host's embedded ledger (in --home) into a new, empty team ledger, keeping every
+    event's hashes, the Merkle tree and the ledger's id, so it verifies there (and so do its
+    exported checkpoints); then record ledger_migrated there.
+
+    \b
+    Example:
+      nbgov migrate --to "ducklake:postgres:dbname=nbgov host=db;data=/shared/nbgov/"
+      export NBGOV_LEDGER="ducklake:postgres:dbname=nbgov host=db;data=/shared/nbgov/"
+      nbgov verify
+    """
+    from nbgov.ledger import Ledger
+    from nbgov.settings import resolve_settings
+    from nbgov.team import migrate_to_team
+
+    source = Ledger(settings=resolve_settings({"home": ctx.find_root().obj["home"], "ledger": ""}))
+    if not source.settings.ledger_path.exists():
+        raise NbgovError(f"no embedded ledger at {source.settings.ledger_path} to migrate")
+    events, head = migrate_to_team(source, url)
+    click.echo(f"copied {events} events (head chain {head[:16]}) into the team ledger; "
+               "set NBGOV_LEDGER to it on every host")
+
+
+@cli.command()
 @click.option("--notebooks", type=click.Path(file_okay=False, path_type=Path),
               default=Path("example_notebooks"), show_default=True,
               help="Folder of notebooks to run.")

@@ -54,6 +54,7 @@ __all__ = [
     "KeyRegistered",
     "CheckpointSigned",
     "ModelDescribed",
+    "LedgerMigrated",
     "LedgerCreated",
     "MetricsLogged",
     "ModelFitted",
@@ -812,6 +813,20 @@ class CheckpointSigned(Event):
 
 
 @dataclass(frozen=True)
+class LedgerMigrated(Event):
+    """The ledger's history was copied, hashes and all, from ``source`` (an embedded DuckDB file)
+    into this backend (``target``); ``events`` of them, ending at ``head_chain``. The events after
+    this one continue the same chain."""
+
+    TYPE: ClassVar[str] = "ledger_migrated"
+    PLAIN: ClassVar[bool] = True
+    source: str
+    target: str
+    events: int
+    head_chain: str
+
+
+@dataclass(frozen=True)
 class ModelDescribed(Event):
     """What a model is for, in its owner's words (the model documentation page's narrative).
 
@@ -880,6 +895,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             SchedulerStopped,
             CheckpointSigned,
             ModelDescribed,
+            LedgerMigrated,
         )
     }
 )

@@ -114,15 +114,23 @@ class Ledger:
         self.settings = settings or resolve_settings({"home": home})
         self.home = self.settings.home
         self.actor = actor or resolve_actor()
-        self._store: Store = _store or FileStore(
-            self.settings.ledger_path, lock_timeout=self.settings.lock_timeout
-        )
+        self._store: Store = _store or self._open_store()
         self._next_interval_check = 0.0
         self._warned_checkpoint_key = False
         self._writer = SpoolWriter(
             self.settings.spool_dir, self.actor, durability=self.settings.durability
         )
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def _open_store(self) -> Store:
+        if self.settings.ledger is None:
+            return FileStore(self.settings.ledger_path, lock_timeout=self.settings.lock_timeout)
+        from nbgov.team import DuckLakeStore
+        from nbgov.team_url import parse_ledger_url
+
+        return DuckLakeStore(parse_ledger_url(self.settings.ledger),
+                             extension_dir=self.settings.home / "duckdb_extensions",
+                             lock_timeout=self.settings.lock_timeout)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -200,15 +208,25 @@ class Ledger:
         """
         self._require_ledger()
         self._writer.sync()
-        return ingest_spool(
-            self._store,
-            self.settings.spool_dir,
-            actor=self.actor,
-            batch_events=self.settings.ingest_batch_events,
-            max_batches=max_batches,
-            progress=progress,
-            after=lambda con: self._cut_checkpoint(con, checkpoint),
-        )
+
+        def run() -> IngestReport:
+            return ingest_spool(
+                self._store,
+                self.settings.spool_dir,
+                actor=self.actor,
+                batch_events=self.settings.ingest_batch_events,
+                max_batches=max_batches,
+                progress=progress,
+                after=lambda con: self._cut_checkpoint(con, checkpoint),
+            )
+
+        if self.settings.ledger is None:
+            return run()
+        from nbgov.team import retry_conflicts
+
+        # A team catalog: a DuckLake commit conflict rolled the batch back whole (the spool still
+        # holds it), so the ingest is simply run again.
+        return retry_conflicts(run)  # type: ignore[no-any-return]
 
     def _cut_checkpoint(self, con: Any, reason: str | None) -> bool:
         """Under the ingest lock: append a signed checkpoint when asked or due (True if one was)."""

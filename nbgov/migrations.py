@@ -7,6 +7,7 @@ are never updated or deleted, so a migration never rewrites history.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -685,6 +686,17 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def _is_ducklake(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "SELECT type FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return row is not None and str(row[0]).lower() == "ducklake"
+
+
+def _for_catalog(statement: str, lake: bool) -> str:
+    """DuckLake (the team backend) chooses its own column compression: drop nbgov's choice."""
+    return re.sub(r"\s+USING COMPRESSION \w+", "", statement) if lake else statement
+
+
 def upgrade(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> list[int]:
     """Apply pending migrations up to *target* (default: all); return the numbers applied.
 
@@ -697,6 +709,7 @@ def upgrade(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> lis
             f"the ledger's schema is version {current}; this nbgov ({__version__}) knows up to {LATEST}"
         )
     applied: list[int] = []
+    lake = _is_ducklake(con)
     for migration in MIGRATIONS:
         if migration.number <= current or migration.number > target:
             continue
@@ -705,7 +718,7 @@ def upgrade(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> lis
             if migration.number == 1:
                 con.execute(_SCHEMA_MIGRATIONS)
             for statement in migration.statements:
-                con.execute(statement)
+                con.execute(_for_catalog(statement, lake))
             if migration.then is not None:
                 migration.then(con)
             if migration.number == 1:

@@ -50,6 +50,19 @@ def _parse_seconds(*, allow_zero: bool) -> Callable[[Any], float]:
     return parse
 
 
+def _parse_ledger(value: Any) -> str | None:
+    from nbgov.team_url import parse_ledger_url
+
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected a ledger URL (ducklake:postgres:<connection>;data=<path>)")
+    try:
+        return parse_ledger_url(value).url
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+
+
 def _parse_positive_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a positive integer")
@@ -82,6 +95,14 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_path,
         Path(".nbgov"),
         "Directory holding the ledger (ledger.duckdb), the spool and artifacts.",
+    ),
+    Setting(
+        "ledger",
+        _parse_ledger,
+        None,
+        "Where the ledger's tables live: unset for the embedded DuckDB file in home, or a team "
+        "ledger URL ducklake:postgres:<libpq connection>;data=<shared path> (DuckLake on "
+        "PostgreSQL; the spool stays in home on each host).",
     ),
     Setting(
         "durability",
@@ -139,6 +160,7 @@ class Settings:
     """Resolved settings plus where each value came from."""
 
     home: Path
+    ledger: str | None
     durability: str
     lock_timeout: float
     flush_interval: float
@@ -247,8 +269,10 @@ def resolve_settings(
         try:
             value = setting.parse(raw)
         except ValueError as exc:
+            # A ledger URL may carry a secret by mistake: never echo it.
+            shown = "" if setting.name == "ledger" else f" {raw!r}"
             raise ConfigError(
-                f"{source}: invalid value {raw!r} for {setting.name}: {exc}",
+                f"{source}: invalid value{shown} for {setting.name}: {exc}",
                 source=source,
                 key=setting.name,
             ) from None

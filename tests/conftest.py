@@ -10,6 +10,9 @@ from bundle_helpers import clean_python  # noqa: F401  (a session fixture for ev
 
 from helpers import run_cli
 
+# The PostgreSQL server fixtures (`postgres`, `team_database`) for the team backend's tests.
+pytest_plugins = ["pg_server"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
