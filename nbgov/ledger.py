@@ -403,8 +403,9 @@ class Ledger:
     def close(self) -> None:
         """fsync and close this process's spool segment (and drop an in-memory ledger)."""
         self._writer.close()
-        if isinstance(self._store, MemoryStore):
-            self._store.close()
+        closer = getattr(self._store, "close", None)  # a memory or team store holds a connection
+        if closer is not None:
+            closer()
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None

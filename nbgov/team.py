@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import importlib
 import random
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -117,30 +118,73 @@ class DuckLakeStore:
         self.lock_timeout = lock_timeout
         self.description = f"{URL_PREFIX}{_public(location.conninfo)};data={location.data_path}"
         self._files = extension_files()
+        self._base: duckdb.DuckDBPyConnection | None = None
+        self._guard = threading.RLock()
 
     # -- connections ----------------------------------------------------------------------------
+    #
+    # Loading the two extensions and attaching the catalog costs a few hundred milliseconds, so a
+    # process does it once: an in-memory DuckDB with the catalog attached, handing out a cursor
+    # (a connection of its own) per unit of work. After any error the base is dropped and the next
+    # unit of work attaches afresh (PostgreSQL may have restarted meanwhile).
 
-    def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-        self.extension_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        config: dict[str, Any] = {**DUCKDB_CONFIG, "extension_directory": str(self.extension_dir),
-                                  "allow_unsigned_extensions": False}
-        con = duckdb.connect(":memory:", config=config)
-        try:
-            for name, path in self._files.items():
+    def _base_connection(self) -> duckdb.DuckDBPyConnection:
+        with self._guard:
+            if self._base is not None:
+                return self._base
+            self.extension_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            config: dict[str, Any] = {**DUCKDB_CONFIG, "extension_directory": str(self.extension_dir),
+                                      "allow_unsigned_extensions": False}
+            con = duckdb.connect(":memory:", config=config)
+            try:
+                for name, path in self._files.items():
+                    try:
+                        con.execute(f"LOAD {name}")
+                    except duckdb.Error:
+                        con.execute(f"INSTALL '{path}'")  # from the wheel's file into the private directory
+                        con.execute(f"LOAD {name}")
+                con.execute(f"ATTACH 'ducklake:postgres:{_quote(self.location.conninfo)}' AS {LAKE} "
+                            f"(DATA_PATH '{self.location.data_path}', METADATA_SCHEMA 'nbgov_lake')")
+            except duckdb.Error as exc:
+                con.close()
+                raise _unavailable(exc, self.location) from None
+            self._base = con
+            return con
+
+    def _drop_base(self) -> None:
+        with self._guard:
+            if self._base is not None:
                 try:
-                    con.execute(f"LOAD {name}")
+                    self._base.close()
                 except duckdb.Error:
-                    con.execute(f"INSTALL '{path}'")  # from the wheel's file into the private directory
-                    con.execute(f"LOAD {name}")
-            options = "READ_ONLY, " if read_only else ""
-            con.execute(f"ATTACH 'ducklake:postgres:{_quote(self.location.conninfo)}' AS {LAKE} "
-                        f"({options}DATA_PATH '{self.location.data_path}', METADATA_SCHEMA 'nbgov_lake')")
-            con.execute(f"USE {LAKE}")
-            con.execute("SET TimeZone = 'UTC'")
+                    pass
+                self._base = None
+
+    @contextmanager
+    def _unit(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        try:
+            cursor = self._base_connection().cursor()
+            cursor.execute(f"USE {LAKE}")
+            cursor.execute("SET TimeZone = 'UTC'")
         except duckdb.Error as exc:
-            con.close()
+            self._drop_base()
             raise _unavailable(exc, self.location) from None
-        return con
+        try:
+            yield cursor
+        except duckdb.Error as exc:
+            self._drop_base()
+            raise _unavailable(exc, self.location) from None
+        except BaseException:
+            self._drop_base()
+            raise
+        finally:
+            try:
+                cursor.close()
+            except duckdb.Error:
+                pass
+
+    def close(self) -> None:
+        self._drop_base()
 
     def exists(self) -> bool:
         try:
@@ -155,25 +199,12 @@ class DuckLakeStore:
             return False
         return bool(row and row[0])
 
-    @contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._connect(read_only=False)
-        try:
-            yield con
-        except duckdb.Error as exc:
-            raise _unavailable(exc, self.location) from None
-        finally:
-            con.close()
+    def write(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._unit()
 
-    @contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._connect(read_only=True)
-        try:
-            yield con
-        except duckdb.Error as exc:
-            raise _unavailable(exc, self.location) from None
-        finally:
-            con.close()
+    def read(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        # Queries are read-only by nbgov's own check (nbgov.query) before they reach here.
+        return self._unit()
 
     # -- the ingest lock: a PostgreSQL advisory lock held by a session of its own ------------------
 
