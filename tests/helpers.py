@@ -189,3 +189,38 @@ def review_notebook(path: Path, *cells: str, parameters: str = "x = 1\nlabel = '
                                                "language": "python"}})
     nbformat.write(nb, path)
     return path
+
+
+def rewrite_history(home: Path, edit, *, keep_up_to: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Forge a ledger consistently, as someone with write access to its DuckDB file could:
+    optionally drop every event after ``keep_up_to`` (with their batches and subtrees), pass each
+    remaining body through ``edit(seq, body) -> body``, then recompute every leaf, chain hash,
+    batch head and the whole Merkle tree, so that everything inside the file agrees again."""
+    import duckdb
+
+    from nbgov.chain import GENESIS, chain_hash, leaf_hash
+    from nbgov.events import format_time
+    from nbgov.merkle_store import backfill
+
+    con = duckdb.connect(str(home / "ledger.duckdb"))
+    try:
+        if keep_up_to is not None:
+            con.execute(f"DELETE FROM event_log WHERE seq > {keep_up_to}")
+            con.execute(f"DELETE FROM ingest_batches WHERE first_seq > {keep_up_to}")
+        rows = con.execute("SELECT seq, body, epoch_us(ingested_at) FROM event_log ORDER BY seq").fetchall()
+        chain, fixed = GENESIS, []
+        for seq, body, micros in rows:
+            body = edit(seq, bytes(body))
+            leaf = leaf_hash(body, format_time(micros * 1000), seq)
+            chain = chain_hash(chain, leaf)
+            fixed.append((seq, body, leaf, chain))
+        con.execute("CREATE TEMP TABLE fixed (seq BIGINT, body BLOB, leaf BLOB, chain BLOB)")
+        con.executemany("INSERT INTO fixed VALUES (?, ?, ?, ?)", fixed)
+        con.execute("UPDATE event_log SET body = f.body, leaf_hash = f.leaf, chain_hash = f.chain "
+                    "FROM fixed f WHERE f.seq = event_log.seq")
+        con.execute("UPDATE ingest_batches SET head_chain = f.chain FROM fixed f "
+                    "WHERE f.seq = ingest_batches.last_seq")
+        con.execute("DELETE FROM merkle_nodes")
+        backfill(con)
+    finally:
+        con.close()

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from helpers import as_user, run_cli, sample_ledger
+from helpers import as_user, rewrite_history, run_cli, sample_ledger
 from nbgov import events
 from nbgov.checkpoints import check_against, ledger_origin, note_digest, stored_checkpoints
 from nbgov.ledger import Ledger
@@ -207,28 +207,9 @@ def test_a_checkpoint_event_edited_in_place_is_reported(home: Path) -> None:
     second = _checkpoints(home)[1]
     ledger.close()
     # Forge the second checkpoint's "previous" and re-hash everything consistently.
-    from nbgov.chain import GENESIS, chain_hash, leaf_hash
-    from nbgov.events import format_time
-    from nbgov.merkle_store import backfill
-
-    con = duckdb.connect(str(home / "ledger.duckdb"))
-    rows = con.execute("SELECT seq, body, epoch_us(ingested_at) FROM event_log ORDER BY seq").fetchall()
-    chain, fixed = GENESIS, []
-    for seq, body, micros in rows:
-        body = bytes(body)
-        if seq == second.seq:
-            body = body.replace(second.previous.encode(), b"0" * 64)  # type: ignore[union-attr]
-        leaf = leaf_hash(body, format_time(micros * 1000), seq)
-        chain = chain_hash(chain, leaf)
-        fixed.append((seq, body, leaf, chain))
-    con.execute("CREATE TEMP TABLE fixed (seq BIGINT, body BLOB, leaf BLOB, chain BLOB)")
-    con.executemany("INSERT INTO fixed VALUES (?, ?, ?, ?)", fixed)
-    con.execute("UPDATE event_log SET body = f.body, leaf_hash = f.leaf, chain_hash = f.chain "
-                "FROM fixed f WHERE f.seq = event_log.seq")
-    con.execute("UPDATE ingest_batches SET head_chain = f.chain FROM fixed f WHERE f.seq = ingest_batches.last_seq")
-    con.execute("DELETE FROM merkle_nodes")
-    backfill(con)
-    con.close()
+    forged = b"0" * 64
+    rewrite_history(home, lambda seq, body: body.replace(second.previous.encode(), forged)  # type: ignore[union-attr]
+                    if seq == second.seq else body)
     result = run_cli("--home", str(home), "verify")
     assert result.returncode == 1
     assert f"first bad seq {second.seq}: checkpoint invalid" in result.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from bundle_helpers import _clean_env
 
 from helpers import governed_ledger, run_cli
 from nbgov.evidence.parquet import write_table
@@ -19,10 +20,6 @@ from nbgov.evidence.parquet import write_table
 
 def _env(home: Path, policy: Path, **extra: str) -> dict[str, str]:
     return {"NBGOV_HOME": str(home), "NBGOV_POLICY": str(policy), **extra}
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "NBGOV_"))}
 
 
 @pytest.fixture(scope="module")

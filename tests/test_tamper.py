@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers import run_cli
+from helpers import rewrite_history, run_cli
 from nbgov import events
 from nbgov.ledger import Ledger
 from nbgov.settings import resolve_settings
@@ -146,15 +146,6 @@ def _against(note: Path) -> tuple[str, ...]:
     return ("--against", str(note), "--key", str(note.with_suffix(".keys")))
 
 
-def _drop_checkpoint_events(con: duckdb.DuckDBPyConnection) -> None:
-    """A forger's first step: remove the checkpoints recorded inside the ledger (the events after
-    the last real one, their ingest batch and the subtrees over them), which would otherwise
-    certify the history they are about to change."""
-    con.execute(f"DELETE FROM event_log WHERE seq > {EVENTS}")
-    con.execute(f"DELETE FROM ingest_batches WHERE first_seq > {EVENTS}")
-    con.execute(f"DELETE FROM merkle_nodes WHERE (idx + 1) * (1::BIGINT << level) > {EVENTS}")
-
-
 def test_truncating_whole_batches_is_caught_by_a_checkpoint_kept_elsewhere(copy: Path, tmp_path: Path) -> None:
     checkpoint = _export(copy, tmp_path / "cp.note")
     # Remove the last ingest batch of events (and the checkpoint recorded after it), and the
@@ -170,35 +161,12 @@ def test_truncating_whole_batches_is_caught_by_a_checkpoint_kept_elsewhere(copy:
     assert seq == first_removed and "removed" in detail
 
 
-def _rewrite_history(home: Path, edit: Callable[[int, bytes], bytes]) -> None:
-    """The consistent forger: drop the recorded checkpoints, edit bodies, recompute every leaf,
-    chain hash, batch head and the Merkle tree, so that everything inside the file agrees."""
-    from nbgov.chain import GENESIS, chain_hash, leaf_hash
-    from nbgov.events import format_time
-    from nbgov.merkle_store import backfill
-
-    con = duckdb.connect(str(home / "ledger.duckdb"))
-    _drop_checkpoint_events(con)
-    rows = con.execute("SELECT seq, body, epoch_us(ingested_at) FROM event_log ORDER BY seq").fetchall()
-    chain = GENESIS
-    fixed = []
-    for seq, body, micros in rows:
-        body = edit(seq, bytes(body))
-        leaf = leaf_hash(body, format_time(micros * 1000), seq)
-        chain = chain_hash(chain, leaf)
-        fixed.append((seq, body, leaf, chain))
-    con.execute("CREATE TEMP TABLE fixed (seq BIGINT, body BLOB, leaf BLOB, chain BLOB)")
-    con.executemany("INSERT INTO fixed VALUES (?, ?, ?, ?)", fixed)
-    con.execute("UPDATE event_log SET body = f.body, leaf_hash = f.leaf, chain_hash = f.chain FROM fixed f WHERE f.seq = event_log.seq")
-    con.execute("UPDATE ingest_batches SET head_chain = f.chain FROM fixed f WHERE f.seq = ingest_batches.last_seq")
-    con.execute("DELETE FROM merkle_nodes")  # and the Merkle tree, rebuilt over the forged leaves
-    backfill(con)
-    con.close()
-
-
 def test_a_rewritten_history_is_caught_by_a_checkpoint(copy: Path, tmp_path: Path) -> None:
     checkpoint = _export(copy, tmp_path / "cp.note")
-    _rewrite_history(copy, lambda seq, body: body.replace(b'"r3"', b'"R3"') if seq == 4 else body)
+    # The consistent forger first drops the checkpoints recorded inside the ledger (the events
+    # after the last real one), which would otherwise certify the history they change.
+    rewrite_history(copy, lambda seq, body: body.replace(b'"r3"', b'"R3"') if seq == 4 else body,
+                    keep_up_to=EVENTS)
     assert run_cli("--home", str(copy), "verify").returncode == 0
     seq, detail = _first_bad_seq(copy, *_against(checkpoint))
     assert seq == EVENTS and "rewritten" in detail
@@ -214,25 +182,7 @@ def test_a_checkpoint_recorded_inside_catches_a_rewrite_that_kept_it(copy: Path,
         "SELECT max(seq) FROM event_log WHERE type = 'checkpoint_signed'").fetchone()[0]  # type: ignore[index]
     con.close()
     # Rewrite events before the recorded checkpoint but keep the checkpoint events themselves.
-    from nbgov.chain import GENESIS, chain_hash, leaf_hash
-    from nbgov.events import format_time
-    from nbgov.merkle_store import backfill
-
-    con = duckdb.connect(str(copy / "ledger.duckdb"))
-    rows = con.execute("SELECT seq, body, epoch_us(ingested_at) FROM event_log ORDER BY seq").fetchall()
-    chain, fixed = GENESIS, []
-    for seq, body, micros in rows:
-        body = bytes(body).replace(b'"r3"', b'"R3"') if seq == 4 else bytes(body)
-        leaf = leaf_hash(body, format_time(micros * 1000), seq)
-        chain = chain_hash(chain, leaf)
-        fixed.append((seq, body, leaf, chain))
-    con.execute("CREATE TEMP TABLE fixed (seq BIGINT, body BLOB, leaf BLOB, chain BLOB)")
-    con.executemany("INSERT INTO fixed VALUES (?, ?, ?, ?)", fixed)
-    con.execute("UPDATE event_log SET body = f.body, leaf_hash = f.leaf, chain_hash = f.chain FROM fixed f WHERE f.seq = event_log.seq")
-    con.execute("UPDATE ingest_batches SET head_chain = f.chain FROM fixed f WHERE f.seq = ingest_batches.last_seq")
-    con.execute("DELETE FROM merkle_nodes")
-    backfill(con)
-    con.close()
+    rewrite_history(copy, lambda seq, body: body.replace(b'"r3"', b'"R3"') if seq == 4 else body)
     seq, detail = _first_bad_seq(copy)
     assert seq == checkpoint_seq and "signed root differs" in detail
 
