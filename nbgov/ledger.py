@@ -266,8 +266,9 @@ class Ledger:
             return None
 
     def checkpoint(self, reason: str = "manual") -> str | None:
-        """Cut a signed checkpoint of everything recorded (unless nothing was recorded since the
-        last one); return the latest checkpoint's note, or None for an empty ledger."""
+        """Cut a signed checkpoint of every event the ledger holds (unless the latest checkpoint
+        already certifies them all); return the latest checkpoint's note, or None for an empty
+        ledger."""
         from nbgov.checkpoints import latest_checkpoint
 
         self.ingest(checkpoint=reason)
