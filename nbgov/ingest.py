@@ -64,6 +64,9 @@ class IngestReport:
         Every segment currently stopped at a refused line (including earlier refusals).
     archived
         Fully ingested segments of finished writers moved to ``spool/done/``.
+    consumed
+        Byte offset up to which each segment has been ingested, as the ledger records it at the
+        end (``None`` when the ingest stopped early).
     """
 
     events: int = 0
@@ -73,6 +76,7 @@ class IngestReport:
     rejected: list[Rejection] = field(default_factory=list)
     blocked: list[Rejection] = field(default_factory=list)
     archived: int = 0
+    consumed: dict[str, int] | None = None
 
 
 class _BodiesRefused(Exception):
@@ -159,7 +163,9 @@ def _drain(
 
 def _finish(report: IngestReport, planner: Planner, spool_dir: Path, con: duckdb.DuckDBPyConnection) -> None:
     report.blocked = planner.blocked
-    report.archived += _archive_finished(spool_dir, read_cursors(con))
+    cursors = read_cursors(con)
+    report.consumed = {name: cursor.offset for name, cursor in cursors.items()}
+    report.archived += _archive_finished(spool_dir, cursors)
 
 
 def _run_fast(

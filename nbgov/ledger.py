@@ -222,11 +222,13 @@ class Ledger:
 
         if self.settings.ledger is None:
             return run()
-        from nbgov.team import retry_conflicts
+        from nbgov.team import note_consumed, retry_conflicts
 
         # A team catalog: a DuckLake commit conflict rolled the batch back whole (the spool still
         # holds it), so the ingest is simply run again.
-        return retry_conflicts(run)  # type: ignore[no-any-return]
+        report: IngestReport = retry_conflicts(run)
+        note_consumed(self.settings.spool_dir, report.consumed)
+        return report
 
     def _cut_checkpoint(self, con: Any, reason: str | None) -> bool:
         """Under the ingest lock: append a signed checkpoint when asked or due (True if one was)."""
@@ -460,6 +462,11 @@ class Ledger:
     def _ingest_before_reading(self) -> None:
         """Ingest so a reader sees its own writes; a read-only ledger is still readable."""
         self._require_ledger()
+        if self.settings.ledger is not None:
+            from nbgov.team import nothing_pending
+
+            if nothing_pending(self.settings.spool_dir):
+                return  # this host's spool is all in the shared catalog: spare the round trips
         try:
             self.ingest()
         except LedgerAccessError as exc:

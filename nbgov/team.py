@@ -329,3 +329,49 @@ def migrate_to_team(source: Any, url: str) -> tuple[int, str]:
                                events=events, head_chain=head))
     team.ingest()
     return events, head
+
+
+# -- "is anything of this host's spool not in the catalog yet?", answered locally ------------------
+#
+# A query ingests first so that it sees its own writes; on a team ledger that costs the advisory
+# lock's round trips even when there is nothing to ingest. After each ingest the offsets the
+# catalog records for this host's segments are noted in the spool; a query whose host has
+# appended nothing since skips the ingest.
+
+_CONSUMED = ".consumed.json"
+
+
+def note_consumed(spool_dir: Path, consumed: dict[str, int] | None) -> None:
+    """Remember how far the catalog has this host's segments (after a completed ingest)."""
+    import json
+    import os
+
+    from nbgov.spool import list_segments
+
+    path = spool_dir / _CONSUMED
+    if consumed is None:
+        path.unlink(missing_ok=True)
+        return
+    local = {p.stem: consumed[p.stem] for p in list_segments(spool_dir) if p.stem in consumed}
+    temporary = spool_dir / f".{_CONSUMED}.{os.getpid()}"
+    try:
+        temporary.write_text(json.dumps(local))
+        os.replace(temporary, path)
+    except OSError:
+        path.unlink(missing_ok=True)
+
+
+def nothing_pending(spool_dir: Path) -> bool:
+    """True when every segment of this host's spool ends where the catalog has consumed it."""
+    import json
+
+    from nbgov.spool import list_segments
+
+    try:
+        consumed = json.loads((spool_dir / _CONSUMED).read_text())
+        for segment in list_segments(spool_dir):
+            if segment.stat().st_size != consumed.get(segment.stem, -1):
+                return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True

@@ -176,3 +176,25 @@ def test_commit_conflicts_are_retried_and_other_errors_are_not() -> None:
     with pytest.raises(duckdb.TransactionException, match="disk full"):
         retry_conflicts(broken)
     assert len(calls) == 1
+
+
+def test_a_query_ingests_only_when_this_host_has_something_pending(
+        postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from nbgov.team import nothing_pending
+
+    url = _url(postgres, team_database, tmp_path / "data")
+    host = tmp_path / "host"
+    assert run_cli("--home", str(host), "init", env={"NBGOV_LEDGER": url}).returncode == 0
+    ledger = _host(host, url)
+    spool = ledger.settings.spool_dir
+    ledger.append(events.MetricsLogged(metrics={"auc": 0.5}, model="m", version=1))
+    assert not nothing_pending(spool)
+    assert ledger.query("SELECT count(*) AS n FROM metrics")["n"].iloc[0] == 1  # sees its own write
+    assert nothing_pending(spool)
+    other = _host(host, url)  # another process of this host appends
+    other.append(events.MetricsLogged(metrics={"auc": 0.6}, model="m", version=1))
+    assert not nothing_pending(spool)
+    assert ledger.query("SELECT count(*) AS n FROM metrics")["n"].iloc[0] == 2
+    assert nothing_pending(spool)
+    (spool / ".consumed.json").write_text("not json")
+    assert not nothing_pending(spool)  # when in doubt, ingest
