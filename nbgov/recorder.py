@@ -27,7 +27,7 @@ from nbgov import environment
 from nbgov._version import __version__
 from nbgov.canonical import encode_plain
 from nbgov.datasets import dataset_node, features_of, fingerprint_fields, locate, rows_of, shape_of
-from nbgov.errors import LedgerLocked, NbgovError, NbgovWarning
+from nbgov.errors import LedgerError, NbgovError, NbgovWarning
 from nbgov.events import (
     CaptureFailed,
     CellExecuted,
@@ -232,7 +232,7 @@ class Recorder:
         try:
             with self.internal():
                 self.ledger.ingest(checkpoint="session_end")
-        except LedgerLocked as exc:
+        except LedgerError as exc:  # busy, or a team ledger's PostgreSQL unreachable
             warnings.warn(
                 f"nbgov: the session's events stay in the spool for now ({exc.message}); the next "
                 "query or `nbgov ingest` moves them into the ledger",

@@ -198,3 +198,33 @@ def test_a_query_ingests_only_when_this_host_has_something_pending(
     assert nothing_pending(spool)
     (spool / ".consumed.json").write_text("not json")
     assert not nothing_pending(spool)  # when in doubt, ingest
+
+
+def test_a_notebook_session_ending_while_postgres_is_down_keeps_its_events(
+        postgres, team_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from nbgov.errors import NbgovWarning
+
+    url = _url(postgres, team_database, tmp_path / "data")
+    host = tmp_path / "host"
+    assert run_cli("--home", str(host), "init", env={"NBGOV_LEDGER": url}).returncode == 0
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("NBGOV_HOME", str(host))
+    monkeypatch.setenv("NBGOV_LEDGER", url)
+    monkeypatch.setenv("NBGOV_LOCK_TIMEOUT", "5")
+    shell = InteractiveShell()
+    assert shell.run_cell("%load_ext nbgov").success
+    assert shell.run_cell("total = sum(range(10))").success
+    postgres.stop()
+    try:
+        assert shell.run_cell("total += 1").success  # capture goes on while the catalog is down
+        with pytest.warns(NbgovWarning, match="stay in the spool"):
+            assert shell.run_cell("%unload_ext nbgov").success
+    finally:
+        postgres.start_again()
+    ledger = _host(host, url)
+    types = ledger.query("SELECT type, count(*) AS n FROM events GROUP BY type")
+    counts = dict(zip(types["type"], types["n"]))
+    assert counts["session_ended"] == 1 and counts["cell_executed"] >= 2
+    assert run_cli("--home", str(host), "verify", env={"NBGOV_LEDGER": url}).returncode == 0
