@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 WORKERS = Path(__file__).parent / "workers"
@@ -224,3 +226,18 @@ def rewrite_history(home: Path, edit, *, keep_up_to: int | None = None) -> None:
         backfill(con)
     finally:
         con.close()
+
+
+@contextmanager
+def isolated_module_environment(base: Path) -> Iterator[None]:
+    """For module-scoped fixtures (which the autouse per-test isolation does not cover): no
+    NBGOV_* / JupyterHub settings, signing keys under *base*, *base* as the working directory."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("NBGOV_") or name == "JUPYTERHUB_USER":
+                patch.delenv(name)
+        patch.setenv("NBGOV_KEY_DIR", str(base / "keys"))
+        patch.chdir(base)
+        yield

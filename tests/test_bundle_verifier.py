@@ -11,7 +11,6 @@ import decimal
 import hashlib
 import json
 import math
-import os
 import shutil
 import struct
 import subprocess
@@ -39,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import governed_ledger
+from helpers import governed_ledger, isolated_module_environment
 from nbgov import merkle
 from nbgov.evidence.parquet import ParquetLayoutError, json_text, prepare_table, write_table
 from nbgov.evidence.verifier import (
@@ -524,12 +523,7 @@ def _verify(python: Path, bundle: Path, *args: str, script: Path | None = None) 
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Bundle]:
     """A real governed ledger and a bundle of it signed with the key "right" (built once)."""
     base = tmp_path_factory.mktemp("evidence")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("NBGOV_") or name == "JUPYTERHUB_USER":
-                patch.delenv(name)
-        patch.setenv("NBGOV_KEY_DIR", str(base / "keys"))
-        patch.chdir(base)
+    with isolated_module_environment(base):
         home, _policy = governed_ledger(base)
         bundle = build_bundle(home, base / "bundle", key=ed25519_key("right"), row_group_size=4)
     return home, bundle

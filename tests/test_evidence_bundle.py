@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from bundle_helpers import _clean_env
 
-from helpers import governed_ledger, run_cli
+from helpers import governed_ledger, isolated_module_environment, run_cli
 from nbgov.evidence.parquet import write_table
 
 
@@ -27,12 +26,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
     """A governed ledger where rita approved credit@1, its bundle and the verifier keys handed
     to the auditor separately (built once)."""
     base = tmp_path_factory.mktemp("bundle")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("NBGOV_") or name == "JUPYTERHUB_USER":
-                patch.delenv(name)
-        patch.setenv("NBGOV_KEY_DIR", str(base / "keys"))
-        patch.chdir(base)
+    with isolated_module_environment(base):
         home, policy = governed_ledger(base)
         approved = run_cli("approve", "credit@1", "--note", "reviewed", env=_env(home, policy, NBGOV_ACTOR="rita"))
         assert approved.returncode == 0, approved.stderr
