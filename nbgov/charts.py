@@ -139,16 +139,24 @@ class _Frame:
         return self.bottom - (value - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
 
 
-def _chart_legend(names: list[str], left: float, top: float, right: float) -> tuple[str, float]:
+def _legend(names: Sequence[str], colours: Sequence[str], left: float, top: float, right: float, *,
+            line: bool) -> tuple[str, float]:
+    """A legend wrapped to the chart's width: a line-and-dot key (*line*) or a filled square per
+    name; returns its SVG and the y below it."""
     parts, x, y = ['<g class="legend">'], left, top
-    for number, name in enumerate(names):
-        shown, colour = _fit(name, (right - left) / 2), _SERIES_COLOURS[number % len(_SERIES_COLOURS)]
-        width = 42 + sum(_char_width(char, 12) for char in shown)
+    swatch = 20 if line else 12
+    for name, colour in zip(names, colours):
+        shown = _fit(name, (right - left) / 2)
+        width = swatch + 22 + sum(_char_width(char, 12) for char in shown)
         if x > left and x + width > right:
             x, y = left, y + 18
-        parts.append(f'<g><title>{_text(name)}</title><path d="M{x:.1f},{y + 8:.1f}h20" stroke="{colour}" '
-                     f'stroke-width="2"/><circle cx="{x + 10:.1f}" cy="{y + 8:.1f}" r="3.5" fill="{colour}"/>'
-                     f'<text x="{x + 26:.1f}" y="{y + 12:.1f}">{_text(shown)}</text></g>')
+        if line:
+            key = (f'<path d="M{x:.1f},{y + 8:.1f}h20" stroke="{colour}" stroke-width="2"/>'
+                   f'<circle cx="{x + 10:.1f}" cy="{y + 8:.1f}" r="3.5" fill="{colour}"/>')
+        else:
+            key = f'<rect x="{x:.1f}" y="{y + 2:.1f}" width="12" height="12" fill={_attr(colour)}/>'
+        parts.append(f'<g><title>{_text(name)}</title>{key}<text x="{x + swatch + 6:.1f}" '
+                     f'y="{y + 12:.1f}">{_text(shown)}</text></g>')
         x += width
     return "".join(parts) + "</g>", y + 18
 
@@ -248,7 +256,9 @@ def line_chart_svg(series: Sequence[_Series], *, limit: float | None = None, lim
                      f'font-size="15" font-weight="600">{_text(_fit(title, width - 20, 15))}</text>')
         top += 24
     left = 14 + max(len(text) for _, text in y_ticks) * 7.2 + (20 if y_label else 0)
-    legend, top = _chart_legend([name for name, _ in data], left, top, width - 16)
+    names = [name for name, _ in data]
+    legend, top = _legend(names, [_SERIES_COLOURS[n % len(_SERIES_COLOURS)] for n in range(len(names))],
+                          left, top, width - 16, line=True)
     frame = _Frame(left, width - 16.0, top + 8, max(top + 48, height - 32.0), x0, x1, y0, y1)
     parts += [legend, _chart_axes(frame, x_ticks, y_ticks)]
     if y_label:
@@ -300,21 +310,6 @@ def _bar_values(categories: Sequence[str], series: Sequence[tuple[str, Sequence[
     return rows
 
 
-def _bar_legend(names: list[str], colours: list[str], left: float, top: float,
-                right: float) -> tuple[str, float]:
-    parts, x, y = ['<g class="legend">'], left, top
-    for name, colour in zip(names, colours):
-        shown = _fit(name, (right - left) / 2)
-        width = 34 + sum(_char_width(char, 12) for char in shown)
-        if x > left and x + width > right:
-            x, y = left, y + 18
-        parts.append(f'<g><title>{_text(name)}</title><rect x="{x:.1f}" y="{y + 2:.1f}" width="12" '
-                     f'height="12" fill={_attr(colour)}/><text x="{x + 18:.1f}" y="{y + 12:.1f}">'
-                     f"{_text(shown)}</text></g>")
-        x += width
-    return "".join(parts) + "</g>", y + 18
-
-
 def stacked_bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequence[Any]]], *,
                           colours: Mapping[str, str] | None = None, title: str | None = None,
                           y_label: str | None = None, width: int = 640, height: int = 280) -> str:
@@ -357,7 +352,7 @@ def stacked_bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str,
                      f'font-size="15" font-weight="600">{_text(_fit(title, width - 20, 15))}</text>')
         top += 24
     left = 14 + max(len(text) for _, text in ticks) * 7.2 + (20 if y_label else 0)
-    legend, top = _bar_legend(names, palette, left, top, width - 16)
+    legend, top = _legend(names, palette, left, top, width - 16, line=False)
     frame = _Frame(left, width - 16.0, top + 16, max(top + 56, height - 32.0), 0.0, float(len(categories)),
                    0.0, y1)
     parts += [legend, _chart_axes(frame, [], ticks)]

@@ -56,6 +56,7 @@ __all__ = [
     "ledger_origin",
     "note_digest",
     "read_note_file",
+    "signer_keys",
     "stored_checkpoints",
 ]
 
@@ -192,6 +193,14 @@ def ledger_keys(con: duckdb.DuckDBPyConnection, origin: str) -> dict[str, tuple[
         if len(raw) == 32 and hashlib.sha256(raw).hexdigest() == key_id:
             keys[key_id] = (actor, VerifierKey(origin, raw))
     return keys
+
+
+def signer_keys(con: duckdb.DuckDBPyConnection, ledger_id: str) -> list[tuple[str, VerifierKey]]:
+    """(actor, verifier key) of everyone who signed a recorded checkpoint: what an auditor needs
+    (obtained from the owner, not from a copy of the ledger) to check exported checkpoints."""
+    keys = ledger_keys(con, ledger_origin(ledger_id))
+    used = {cp.key_id for cp in stored_checkpoints(con)}
+    return [keys[key_id] for key_id in keys if key_id in used]
 
 
 def read_note_file(path: Any) -> str:

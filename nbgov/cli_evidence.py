@@ -87,14 +87,12 @@ def checkpoint_keys(ctx: click.Context) -> None:
       nbgov checkpoint keys > nbgov-keys.txt
     """
     from nbgov import migrations
-    from nbgov.checkpoints import ledger_keys, ledger_origin, stored_checkpoints
+    from nbgov.checkpoints import signer_keys
 
     with _ledger(ctx).reader() as con:
-        keys = ledger_keys(con, ledger_origin(migrations.ledger_id(con) or ""))
-        used = {cp.key_id for cp in stored_checkpoints(con)}
-    for key_id, (actor, key) in keys.items():
-        if key_id in used:
-            click.echo(f"{key.text()}  # {actor}")
+        signers = signer_keys(con, migrations.ledger_id(con) or "")
+    for actor, key in signers:
+        click.echo(f"{key.text()}  # {actor}")
 
 
 @click.command()

@@ -18,9 +18,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from nbgov.merkle import EMPTY_ROOT, Frontier, consistency_proof, inclusion_proof, node_hash
+from nbgov.merkle import EMPTY_ROOT, Frontier, Tree, consistency_proof, inclusion_proof, node_hash
 
-__all__ = ["LedgerTree", "MemoryTree", "backfill", "extend", "frontier_at"]
+__all__ = ["LedgerTree", "backfill", "extend", "frontier_at", "loaded_tree"]
 
 
 def _edge(size: int) -> list[tuple[int, int]]:
@@ -133,36 +133,18 @@ class LedgerTree:
         return consistency_proof(self.hash, size1, size2)
 
 
-class MemoryTree:
-    """The stored tree of the first *size* events, loaded once into memory: many proofs from
-    one read (an evidence bundle proves every row it holds)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, size: int) -> None:
-        self.size = size
-        self.leaves = [bytes(h) for h in con.execute(
-            "SELECT leaf_hash FROM event_log WHERE seq <= $n ORDER BY seq", {"n": size}
-        ).fetch_arrow_table().column("leaf_hash").to_pylist()]
-        if len(self.leaves) != size:
-            raise LookupError(f"the ledger holds {len(self.leaves)} of the first {size} events")
-        nodes = con.execute(
-            "SELECT level, idx, hash FROM merkle_nodes WHERE (idx + 1) * (1::BIGINT << level) <= $n",
-            {"n": size}).fetch_arrow_table()
-        self.nodes = dict(zip(zip(nodes.column("level").to_pylist(), nodes.column("idx").to_pylist()),
-                              (bytes(h) for h in nodes.column("hash").to_pylist())))
-
-    def hash(self, start: int, end: int) -> bytes:
-        n = end - start
-        if n <= 0:
-            return EMPTY_ROOT
-        if n == 1:
-            return self.leaves[start]
-        if n & (n - 1) == 0 and start % n == 0:
-            return self.nodes[(n.bit_length() - 1, start // n)]
-        k = 1 << ((n - 1).bit_length() - 1)
-        return node_hash(self.hash(start, start + k), self.hash(start + k, end))
-
-    def inclusion_proof(self, seq: int) -> list[bytes]:
-        return inclusion_proof(self.hash, seq - 1, self.size)
-
-    def root(self) -> bytes:
-        return self.hash(0, self.size)
+def loaded_tree(con: duckdb.DuckDBPyConnection, size: int) -> Tree:
+    """The stored tree of the first *size* events, read once into an in-memory :class:`Tree`
+    (its complete subtrees pre-cached from ``merkle_nodes``, so nothing is re-hashed): many
+    proofs from one read, as an evidence bundle needs."""
+    leaves = [bytes(h) for h in con.execute(
+        "SELECT leaf_hash FROM event_log WHERE seq <= $n ORDER BY seq", {"n": size}
+    ).fetch_arrow_table().column("leaf_hash").to_pylist()]
+    if len(leaves) != size:
+        raise LookupError(f"the ledger holds {len(leaves)} of the first {size} events")
+    nodes = con.execute(
+        "SELECT level, idx, hash FROM merkle_nodes WHERE (idx + 1) * (1::BIGINT << level) <= $n",
+        {"n": size}).fetch_arrow_table()
+    cache = {(idx << level, (idx + 1) << level): bytes(value) for level, idx, value in zip(
+        nodes.column("level").to_pylist(), nodes.column("idx").to_pylist(), nodes.column("hash").to_pylist())}
+    return Tree(leaves, cache)

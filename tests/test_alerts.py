@@ -114,11 +114,11 @@ def test_webhook_fails_on_500_then_delivers(serve) -> None:
 
 
 def test_webhook_timeout(serve) -> None:
-    server = serve([200], delay=5)
+    server = serve([200], delay=30)
     started = time.monotonic()
     with pytest.raises(DeliveryError, match=r"timeout after 0\.2s") as info:
         deliver(webhook(server.url, timeout=0.2), ALERT)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # the 30 s answer was given up on, not waited for
     assert TOKEN not in str(info.value)
 
 

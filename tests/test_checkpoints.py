@@ -348,16 +348,22 @@ def test_a_checkpoint_signed_by_another_key_is_refused(home: Path, tmp_path: Pat
     forged.write_text(sign_note(text, origin, stranger))
     result = run_cli("--home", str(home), "verify", "--against", str(forged))
     assert result.returncode == 1 and "not signed by a trusted key" in result.stderr
-    # Pinning the stranger's key does not help either when the auditor pins the owner's key.
+    # Nor with the owner's key pinned.
     result = run_cli("--home", str(home), "verify", "--against", str(forged), "--key", str(note.with_suffix(".keys")))
     assert result.returncode == 1 and "not signed by a trusted key" in result.stderr
-    # Another registered user's key is trusted by default, but pinning excludes it.
-    other = as_user(home, "mallory")
-    other.checkpoint()
+    # Another user registered in the ledger signs a checkpoint: trusted by default (their key is
+    # registered), refused once the auditor pins the owner's key.
+    mallory = as_user(home, "mallory")
+    mallory.append(events.MetricsLogged(metrics={"auc": 0.5}, model="m", version=1))
+    theirs = mallory.checkpoint()
+    assert theirs is not None and "mallory" not in note.with_suffix(".keys").read_text()
+    ledger_id = origin.split("/", 1)[1]
+    owner = VerifierKey.parse(note.with_suffix(".keys").read_text().split()[0])
     with Ledger(home).reader() as con:
-        with pytest.raises(NoteError):
-            check_against(con, forged.read_text(), ledger_id=origin.split("/", 1)[1],
-                          trusted=[VerifierKey.parse(note.with_suffix(".keys").read_text().split()[0])])
+        assert check_against(con, theirs, ledger_id=ledger_id).signer != owner
+        with pytest.raises(NoteError, match="not signed by a trusted key"):
+            check_against(con, theirs, ledger_id=ledger_id, trusted=[owner])
+        assert check_against(con, note.read_text(), ledger_id=ledger_id, trusted=[owner]).signer == owner
 
 
 def test_bad_input_to_verify_against(home: Path, tmp_path: Path) -> None:

@@ -14,25 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from svg_helpers import NASTY, NS, classes, parse
 
 import nbgov.charts
 import nbgov.drawing
 from nbgov.charts import line_chart_svg
 from nbgov.drawing import lineage_svg
 
-NS = "{http://www.w3.org/2000/svg}"
-NASTY = "<script>alert('x')</script> & \"q\""
 Box = tuple[float, float, float, float]
 
 
-def parse(svg: str) -> ET.Element:
-    root = ET.fromstring(svg)
-    assert root.tag == f"{NS}svg"
-    return root
-
-
-def classes(element: ET.Element) -> set[str]:
-    return set(element.get("class", "").split())
 
 
 def groups(root: ET.Element, cls: str) -> list[ET.Element]:

@@ -7,21 +7,9 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+from svg_helpers import NASTY, NS, classes, parse
 
 from nbgov.charts import stacked_bar_chart_svg
-
-NS = "{http://www.w3.org/2000/svg}"
-NASTY = "<script>alert('x')</script> & \"q\""
-
-
-def parse(svg: str) -> ET.Element:
-    root = ET.fromstring(svg)
-    assert root.tag == f"{NS}svg"
-    return root
-
-
-def classes(element: ET.Element) -> set[str]:
-    return set(element.get("class", "").split())
 
 
 def bars(root: ET.Element) -> list[ET.Element]:

@@ -215,6 +215,19 @@ def test_the_ledger_keeps_its_tree_at_ingest_and_proves_from_it(home: Path) -> N
     for old in sizes[:-1]:  # each earlier head is a prefix of the current tree
         _, proof = reader.consistency_proof(old)
         verify_consistency(old, size, tree.root(old), root, proof)
+    # The stored tree loaded once into memory (as a bundle uses it) proves the same, and uses the
+    # stored subtrees: a wrong stored node would show in its root.
+    from nbgov.merkle_store import loaded_tree
+
+    with reader.reader() as con:
+        for part in (1, 7, n // 2, n):
+            loaded = loaded_tree(con, part)
+            assert loaded.root() == tree.root(part)
+            assert [inclusion_proof(loaded, i, part) for i in range(part)] == [
+                inclusion_proof(tree, i, part) for i in range(part)]
+        planted = loaded_tree(con, n)
+    planted._cache[(0, 1 << (n.bit_length() - 1))] = bytes(32)  # the left subtree of the root
+    assert planted.root() != root
 
 
 def test_ledger_proof_arguments_are_checked(home: Path) -> None:

@@ -104,7 +104,6 @@ def write_bundle(
     from nbgov.evidence.parquet import write_table
     from nbgov.evidence.report import render_report
     from nbgov.evidence.tables import EvidenceError, evidence_tables
-    from nbgov.merkle_store import MemoryTree
     from nbgov.notes import VerifierKey, parse_checkpoint, sign_note
     from nbgov.signing import load_or_create_key
 
@@ -173,7 +172,7 @@ def write_bundle(
 
         # 4. The events behind the rows, and an inclusion proof of each.
         step("proofs")
-        events, proofs = _events_and_proofs(ledger, sorted(wanted), checkpoint.size, MemoryTree, step)
+        events, proofs = _events_and_proofs(ledger, sorted(wanted), checkpoint.size, step)
         write_table(events, work / "events.parquet")
 
         # 5. The report, the verifier and the signed manifest.
@@ -251,8 +250,11 @@ def _model_pages(ledger: Ledger, tables: Sequence[Any], work: Path,
     return pages
 
 
-def _events_and_proofs(ledger: Ledger, seqs: list[int], size: int, tree_class: Any,
+def _events_and_proofs(ledger: Ledger, seqs: list[int], size: int,
                        step: Callable[..., None]) -> tuple[pa.Table, list[list[Any]]]:
+    from nbgov.merkle import inclusion_proof
+    from nbgov.merkle_store import loaded_tree
+
     with ledger.reader(ingest=False) as con:
         con.register("nbgov_wanted", pa.table({"seq": pa.array(seqs, pa.int64())}))
         try:
@@ -261,12 +263,12 @@ def _events_and_proofs(ledger: Ledger, seqs: list[int], size: int, tree_class: A
                 "FROM event_log e JOIN nbgov_wanted w USING (seq) ORDER BY e.seq").fetchall()
         finally:
             con.unregister("nbgov_wanted")
-        tree = tree_class(con, size)
+        tree = loaded_tree(con, size)
     proofs: list[list[Any]] = []
     for index, (seq, _, _) in enumerate(rows):
         if index % 1000 == 0:
             step("proofs", index, len(rows))
-        path = tree.inclusion_proof(int(seq))
+        path = inclusion_proof(tree, int(seq) - 1, size)
         proofs.append([int(seq), [base64.b64encode(h).decode() for h in path]])
     table = pa.table({
         "seq": pa.array([int(r[0]) for r in rows], pa.int64()),
