@@ -139,12 +139,12 @@ def loaded_tree(con: duckdb.DuckDBPyConnection, size: int) -> Tree:
     proofs from one read, as an evidence bundle needs."""
     leaves = [bytes(h) for h in con.execute(
         "SELECT leaf_hash FROM event_log WHERE seq <= $n ORDER BY seq", {"n": size}
-    ).fetch_arrow_table().column("leaf_hash").to_pylist()]
+    ).to_arrow_table().column("leaf_hash").to_pylist()]
     if len(leaves) != size:
         raise LookupError(f"the ledger holds {len(leaves)} of the first {size} events")
     nodes = con.execute(
         "SELECT level, idx, hash FROM merkle_nodes WHERE (idx + 1) * (1::BIGINT << level) <= $n",
-        {"n": size}).fetch_arrow_table()
+        {"n": size}).to_arrow_table()
     cache = {(idx << level, (idx + 1) << level): bytes(value) for level, idx, value in zip(
         nodes.column("level").to_pylist(), nodes.column("idx").to_pylist(), nodes.column("hash").to_pylist())}
     return Tree(leaves, cache)

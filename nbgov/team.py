@@ -287,7 +287,7 @@ def migrate_to_team(source: Any, url: str) -> tuple[int, str]:
                            lock_timeout=source.settings.lock_timeout)
     source.ingest()  # nothing of this host's spool is left behind
     with source.reader(ingest=False) as con:
-        tables = {name: con.execute(f"SELECT * FROM {name}").fetch_arrow_table() for name in _COPIED}
+        tables = {name: con.execute(f"SELECT * FROM {name}").to_arrow_table() for name in _COPIED}
         identity = ledger_id(con) or ""
     events = tables["event_log"].num_rows
     if not events:
