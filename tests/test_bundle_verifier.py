@@ -69,8 +69,10 @@ def _bounds(unit: str) -> tuple[int, int]:
     per = {"s": 10**6, "ms": 1000, "us": 1}[unit]
     return -(-_US[0] // per), _US[1] // per
 
-_TEXT = st.one_of(st.text(max_size=20), st.text(st.characters(min_codepoint=0x80), max_size=30),
-                  st.builds(lambda ch, n: ch * n, st.characters(), st.integers(200, 5000)))
+_CHARS = st.characters(codec="utf-8")  # Parquet strings are UTF-8: no lone surrogates
+_TEXT = st.one_of(st.text(_CHARS, max_size=20),
+                  st.text(st.characters(min_codepoint=0x80, codec="utf-8"), max_size=30),
+                  st.builds(lambda ch, n: ch * n, _CHARS, st.integers(200, 5000)))
 
 
 @st.composite
