@@ -152,12 +152,15 @@ class Ledger:
         ledger = cls(settings=resolve_settings({"home": home, **settings}))
         ledger.ensure_home()
         with ledger._store.ingest_lock():
+            # Decided under the ingest lock, so two concurrent inits record one ledger_created: on
+            # one host through the shared spool, across hosts (a team ledger, a spool per host)
+            # through the claim each writes in the ledger before appending to its own spool.
+            pending = bool(list_segments(ledger.settings.spool_dir))
             with ledger._store.write() as con:
                 migrations.upgrade(con)
-                fresh = con.execute("SELECT count(*) FROM event_log").fetchone() == (0,)
+                fresh = not pending and migrations.claim_creation(con, ledger.actor.id)
                 ledger_id = migrations.ledger_id(con) or ""
-            # Decided under the ingest lock, so two concurrent inits record one ledger_created.
-            if fresh and not list_segments(ledger.settings.spool_dir):
+            if fresh:
                 ledger.append(LedgerCreated(ledger_id=ledger_id, nbgov_version=__version__))
         ledger.ingest()
         return ledger

@@ -752,3 +752,24 @@ def ledger_id(con: duckdb.DuckDBPyConnection) -> str | None:
     """The ledger's random id, fixed when it was created."""
     row = con.execute("SELECT value FROM ledger_meta WHERE key = 'ledger_id' LIMIT 1").fetchone()
     return str(row[0]) if row else None
+
+
+def claim_creation(con: duckdb.DuckDBPyConnection, user: str) -> bool:
+    """Claim the recording of an empty ledger's ``ledger_created`` event (True for one caller only).
+
+    Run under the ingest lock: the claim (a ``ledger_meta`` row) is committed before the event is
+    appended to the claimant's spool, so a host whose spool cannot show the pending event still
+    sees that another recorded it.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        taken = con.execute(
+            "SELECT (SELECT count(*) FROM event_log) > 0 "
+            "OR EXISTS (SELECT 1 FROM ledger_meta WHERE key = 'creation_claimed_by')").fetchone()
+        if taken is None or not taken[0]:
+            con.execute("INSERT INTO ledger_meta VALUES ('creation_claimed_by', $user)", {"user": user})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return taken is not None and not taken[0]

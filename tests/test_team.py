@@ -102,6 +102,46 @@ def test_three_hosts_ingest_concurrently_into_one_catalog(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def test_hosts_initialising_one_catalog_at_once_record_one_ledger_created(
+        postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url = _url(postgres, team_database, tmp_path / "data")
+    inits = [subprocess.Popen([sys.executable, "-m", "nbgov", "--home", str(tmp_path / f"host{i}"), "init"],
+                              env=clean_env(NBGOV_LEDGER=url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(4)]
+    outcomes = [init.communicate(timeout=300) for init in inits]
+    assert all(init.returncode == 0 for init in inits), outcomes
+    # Every host that runs init later, or again, finds the ledger created.
+    assert run_cli("--home", str(tmp_path / "host0"), "init", env={"NBGOV_LEDGER": url}).returncode == 0
+    created = _host(tmp_path / "host0", url).query(
+        "SELECT seq, (payload->>'ledger_id') AS ledger_id FROM events WHERE type = 'ledger_created'")
+    assert created["seq"].tolist() == [1], outcomes
+    with _host(tmp_path / "host1", url).reader() as con:
+        assert created["ledger_id"].tolist() == [con.execute(
+            "SELECT value FROM ledger_meta WHERE key = 'ledger_id'").fetchone()[0]]
+    verified = run_cli("--home", str(tmp_path / "host2"), "verify", env={"NBGOV_LEDGER": url})
+    assert verified.returncode == 0 and "ok: 1 events verified" in verified.stdout, verified.stdout + verified.stderr
+
+
+def test_a_host_initialising_before_the_first_hosts_ingest_does_not_record_a_second_ledger_created(
+        postgres, team_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    # The window the concurrent test above hits only sometimes, made certain: host a has decided to
+    # record ledger_created (in its own spool) and let go of the lock; host b initialises before
+    # host a's ingest, with an empty catalog and an empty spool of its own.
+    url = _url(postgres, team_database, tmp_path / "data")
+    ingest = Ledger.ingest
+
+    def b_first(self: Ledger, **kwargs: object) -> object:
+        if self.home == tmp_path / "a" and not (tmp_path / "b").exists():
+            Ledger.init(tmp_path / "b", ledger=url)
+        return ingest(self, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "ingest", b_first)
+    Ledger.init(tmp_path / "a", ledger=url)
+    assert (tmp_path / "b").is_dir()
+    created = _host(tmp_path / "b", url).query("SELECT seq, actor FROM events WHERE type = 'ledger_created'")
+    assert created["seq"].tolist() == [1]
+
+
 def test_postgres_down_mid_run_loses_nothing_and_ingest_resumes(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url = _url(postgres, team_database, tmp_path / "data")
