@@ -39,7 +39,8 @@ def parse_ledger_url(url: str) -> LakeLocation:
     Raises
     ------
     ConfigError
-        Not such a URL, no ``data=``, or a password inside it.
+        Not such a URL, no ``data=``, a password inside it, or a data path that is not an
+        absolute directory path.
     """
     if not url.startswith(URL_PREFIX):
         raise ConfigError(f"ledger URL {url[:40]!r} is not {URL_PREFIX}<connection>;data=<path>",
@@ -65,6 +66,12 @@ def parse_ledger_url(url: str) -> LakeLocation:
                           source="ledger", key="ledger")
     if "'" in data:
         raise ConfigError("the data path must not contain a quote", source="ledger", key="ledger")
-    if not data.endswith("/") and "://" not in data:
+    if "://" in data:
+        raise ConfigError("object storage data paths are not supported yet: use a directory every "
+                          "host mounts at the same path", source="ledger", key="ledger")
+    if not data.startswith("/"):
+        raise ConfigError(f"the data path {data[:60]!r} must be absolute: every host mounts it at the "
+                          "same path", source="ledger", key="ledger")
+    if not data.endswith("/"):
         data += "/"
     return LakeLocation(conninfo.strip(), data)

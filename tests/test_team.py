@@ -37,6 +37,8 @@ def test_ledger_urls_are_parsed_and_secrets_refused_without_echoing_them() -> No
         ("ducklake:postgres:;data=/x", "no PostgreSQL connection keywords"),
         ("ducklake:postgres:dbname=n;data=/x;cache=1", "unknown ledger URL option"),
         ("postgres://db/nbgov", "is not ducklake:postgres:"),
+        ("ducklake:postgres:dbname=n;data=s3://bucket/nbgov/", "object storage data paths are not supported"),
+        ("ducklake:postgres:dbname=n;data=shared/nbgov", "must be absolute"),
     ]:
         with pytest.raises(ConfigError, match=message):
             parse_ledger_url(bad)
