@@ -7,11 +7,17 @@ from pathlib import Path
 
 import pytest
 from bundle_helpers import clean_python  # noqa: F401  (a session fixture for every module)
+from hypothesis import settings
 
 from helpers import run_cli
 
 # The PostgreSQL server fixtures (`postgres`, `team_database`) for the team backend's tests.
 pytest_plugins = ["pg_server"]
+
+# Property tests check results, never time: no per-example deadline (a busy CI machine would
+# otherwise fail an example for being slow). A test's own @settings overrides only what it names.
+settings.register_profile("nbgov", deadline=None)
+settings.load_profile("nbgov")
 
 
 @pytest.fixture(autouse=True)
