@@ -100,8 +100,13 @@ def test_three_hosts_ingest_concurrently_into_one_catalog(
     assert len(seqs) >= 3 * per_host + 1
     batches = ledger.query("SELECT count(DISTINCT host) AS hosts, count(DISTINCT pid) AS pids FROM ingest_batches")
     assert batches["pids"].iloc[0] >= 3, "each host ingested its own spool"
+    # Every ingest cut a signed checkpoint: the hosts' checkpoints interleave in one chain, which
+    # verify checks (each one's root and the hash of the one before it).
+    signed = ledger.query("SELECT actor, count(*) AS n FROM events WHERE type = 'checkpoint_signed' GROUP BY actor")
+    assert dict(zip(signed["actor"], signed["n"])) == {f"host{i}": 6 for i in range(3)}
     verified = run_cli("--home", str(tmp_path / "first"), "verify", env={"NBGOV_LEDGER": url})
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "18 checkpoint(s)" in verified.stdout, verified.stdout
 
 
 def test_hosts_initialising_one_catalog_at_once_record_one_ledger_created(

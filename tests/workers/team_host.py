@@ -1,5 +1,5 @@
 """One host of a team: append N events to its own spool and ingest into the shared catalog as it
-goes (argv: home, ledger URL, N, actor)."""
+goes, cutting a signed checkpoint with every ingest (argv: home, ledger URL, N, actor)."""
 
 from __future__ import annotations
 
@@ -18,5 +18,5 @@ ledger = Ledger(settings=resolve_settings({"home": home, "ledger": url, "ingest_
 for i in range(count):
     ledger.append(events.MetricsLogged(metrics={"i": i}, model=actor, version=1))
     if i % 1000 == 999:
-        ledger.ingest()
-ledger.ingest()
+        ledger.ingest(checkpoint="manual")
+ledger.ingest(checkpoint="manual")
