@@ -754,7 +754,7 @@ def ledger_id(con: duckdb.DuckDBPyConnection) -> str | None:
     return str(row[0]) if row else None
 
 
-def claim_creation(con: duckdb.DuckDBPyConnection, user: str) -> bool:
+def claim_creation(con: duckdb.DuckDBPyConnection, actor: str) -> bool:
     """Claim the recording of an empty ledger's ``ledger_created`` event (True for one caller only).
 
     Run under the ingest lock: the claim (a ``ledger_meta`` row) is committed before the event is
@@ -767,7 +767,7 @@ def claim_creation(con: duckdb.DuckDBPyConnection, user: str) -> bool:
             "SELECT (SELECT count(*) FROM event_log) > 0 "
             "OR EXISTS (SELECT 1 FROM ledger_meta WHERE key = 'creation_claimed_by')").fetchone()
         if taken is None or not taken[0]:
-            con.execute("INSERT INTO ledger_meta VALUES ('creation_claimed_by', $user)", {"user": user})
+            con.execute("INSERT INTO ledger_meta VALUES ('creation_claimed_by', $actor)", {"actor": actor})
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
