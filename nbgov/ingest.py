@@ -41,7 +41,7 @@ from nbgov.identity import Actor, hostname
 from nbgov.merkle_store import extend as extend_tree
 from nbgov.migrations import upgrade
 from nbgov.spool import Rejection, SegmentCursor, SegmentRead, archive_segment, list_segments, writer_alive
-from nbgov.store import Store
+from nbgov.store import Store, transaction
 
 __all__ = ["IngestReport", "ingest_spool", "read_cursors", "read_rejections"]
 
@@ -237,44 +237,39 @@ def _screen(con: duckdb.DuckDBPyConnection, reads: list[SegmentRead]) -> None:
 
 
 def _commit(con: duckdb.DuckDBPyConnection, batch: Batch, *, fast: bool) -> None:
-    con.execute("BEGIN TRANSACTION")
     try:
         con.register("nbgov_batch", batch.events)
         con.register("nbgov_progress", batch.progress())
-        try:
-            con.execute(INSERT_EVENTS, {"ingested_at": batch.ingested_at})
-        except duckdb.Error as exc:
-            if fast:
-                raise _BodiesRefused from None
-            raise IngestError(f"ingest batch {batch.number} refused after screening: {exc}") from None
-        # The Merkle tree grows in the same transaction: its complete subtrees, never rebuilt.
-        extend_tree(con, batch.first_seq - 1, batch.events.column("leaf_hash").to_pylist())
-        con.execute(
-            "INSERT INTO spool_progress SELECT $batch, segment, lines, byte_offset, last_line_hash "
-            "FROM nbgov_progress",
-            {"batch": batch.number},
-        )
-        con.execute(
-            f"INSERT INTO ingest_batches VALUES ($batch, strptime($at, '{TIME_FORMAT}')::TIMESTAMPTZ, "
-            "$first, $last, $events, $chain, $host, $pid)",
-            {
-                "batch": batch.number,
-                "at": batch.ingested_at,
-                "first": batch.first_seq,
-                "last": batch.last_seq,
-                "events": batch.last_seq - batch.first_seq + 1,
-                "chain": batch.head_chain,
-                "host": hostname(),
-                "pid": os.getpid(),
-            },
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            try:
+                con.execute(INSERT_EVENTS, {"ingested_at": batch.ingested_at})
+            except duckdb.Error as exc:
+                if fast:
+                    raise _BodiesRefused from None
+                raise IngestError(f"ingest batch {batch.number} refused after screening: {exc}") from None
+            # The Merkle tree grows in the same transaction: its complete subtrees, never rebuilt.
+            extend_tree(con, batch.first_seq - 1, batch.events.column("leaf_hash").to_pylist())
+            con.execute(
+                "INSERT INTO spool_progress SELECT $batch, segment, lines, byte_offset, last_line_hash "
+                "FROM nbgov_progress",
+                {"batch": batch.number},
+            )
+            con.execute(
+                f"INSERT INTO ingest_batches VALUES ($batch, strptime($at, '{TIME_FORMAT}')::TIMESTAMPTZ, "
+                "$first, $last, $events, $chain, $host, $pid)",
+                {
+                    "batch": batch.number,
+                    "at": batch.ingested_at,
+                    "first": batch.first_seq,
+                    "last": batch.last_seq,
+                    "events": batch.last_seq - batch.first_seq + 1,
+                    "chain": batch.head_chain,
+                    "host": hostname(),
+                    "pid": os.getpid(),
+                },
+            )
     except duckdb.Error as exc:
-        _rollback(con)
         raise IngestError(f"ingest batch {batch.number} failed and was rolled back: {exc}") from None
-    except BaseException:
-        _rollback(con)
-        raise
     finally:
         con.unregister("nbgov_batch")
         con.unregister("nbgov_progress")
@@ -294,13 +289,6 @@ def _confirm(con: duckdb.DuckDBPyConnection, batch: int, last_seq: int) -> None:
             f"ingest batch {batch} was reported committed but is not in the ledger; "
             "nothing was lost (the spool still holds its events)"
         )
-
-
-def _rollback(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        con.execute("ROLLBACK")
-    except duckdb.Error:
-        pass
 
 
 def _archive_finished(spool_dir: Path, cursors: dict[str, SegmentCursor]) -> int:

@@ -16,6 +16,7 @@ import duckdb
 
 from nbgov._version import __version__
 from nbgov.errors import LedgerError, NotALedger, SchemaTooNew
+from nbgov.store import transaction
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "ledger_id", "schema_version", "upgrade"]
 
@@ -713,8 +714,7 @@ def upgrade(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> lis
     for migration in MIGRATIONS:
         if migration.number <= current or migration.number > target:
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             if migration.number == 1:
                 con.execute(_SCHEMA_MIGRATIONS)
             for statement in migration.statements:
@@ -730,10 +730,6 @@ def upgrade(con: duckdb.DuckDBPyConnection, *, target: int | None = None) -> lis
                 "INSERT INTO schema_migrations VALUES ($n, $name, now(), $v)",
                 {"n": migration.number, "name": migration.name, "v": __version__},
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         # DuckDB can report the COMMIT of a failed transaction as success while rolling it back.
         if schema_version(con) != migration.number:
             raise LedgerError(f"migration {migration.number} did not persist; the ledger is unchanged")
@@ -761,15 +757,11 @@ def claim_creation(con: duckdb.DuckDBPyConnection, actor: str) -> bool:
     appended to the claimant's spool, so a host whose spool cannot show the pending event still
     sees that another recorded it.
     """
-    con.execute("BEGIN TRANSACTION")
-    try:
-        taken = con.execute(
+    with transaction(con):
+        row = con.execute(
             "SELECT (SELECT count(*) FROM event_log) > 0 "
             "OR EXISTS (SELECT 1 FROM ledger_meta WHERE key = 'creation_claimed_by')").fetchone()
-        if taken is None or not taken[0]:
+        claimed = row is not None and not row[0]
+        if claimed:
             con.execute("INSERT INTO ledger_meta VALUES ('creation_claimed_by', $actor)", {"actor": actor})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return taken is not None and not taken[0]
+    return claimed

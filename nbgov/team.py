@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 
 from nbgov.errors import LedgerAccessError, LedgerError, LedgerLocked, NbgovError
-from nbgov.store import DUCKDB_CONFIG
+from nbgov.store import DUCKDB_CONFIG, transaction
 from nbgov.team_url import _KEYWORD, _SECRET_KEYS, URL_PREFIX, LakeLocation, parse_ledger_url
 
 __all__ = ["LAKE", "URL_PREFIX", "DuckLakeStore", "LakeLocation", "LedgerUnavailable", "TeamBackendMissing",
@@ -299,8 +299,7 @@ def migrate_to_team(source: Any, url: str) -> tuple[int, str]:
         if held and held[0]:
             raise NbgovError(f"the team ledger already holds {held[0]} events",
                              hint="migrate into a new, empty team ledger (a new database or data path)")
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             # The copy keeps the source's identity: its checkpoints' origin is nbgov/<ledger id>.
             con.execute("DELETE FROM ledger_meta WHERE key = 'ledger_id'")
             con.execute("INSERT INTO ledger_meta VALUES ('ledger_id', $id)", {"id": identity})
@@ -310,13 +309,6 @@ def migrate_to_team(source: Any, url: str) -> tuple[int, str]:
                     con.execute(f"INSERT INTO {name} SELECT * FROM nbgov_copy")
                 finally:
                     con.unregister("nbgov_copy")
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
         copied = con.execute("SELECT count(*), max(seq) FROM event_log").fetchone()
         if copied is None or copied[0] != events:
             raise LedgerError(f"the copy holds {copied[0] if copied else 0} of {events} events")
