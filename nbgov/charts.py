@@ -139,6 +139,14 @@ class _Frame:
         return self.bottom - (value - self.y0) / (self.y1 - self.y0) * (self.bottom - self.top)
 
 
+def _chart_title(title: str | None, width: int) -> tuple[list[str], float]:
+    """A chart's opening SVG parts (its centred title, if any) and where the content below starts."""
+    if not title:
+        return [], 10.0
+    return [f'<text class="title" x="{width / 2:.1f}" y="23.0" text-anchor="middle" '
+            f'font-size="15" font-weight="600">{_text(_fit(title, width - 20, 15))}</text>'], 34.0
+
+
 def _legend(names: Sequence[str], colours: Sequence[str], left: float, top: float, right: float, *,
             line: bool) -> tuple[str, float]:
     """A legend wrapped to the chart's width: a line-and-dot key (*line*) or a filled square per
@@ -250,11 +258,7 @@ def line_chart_svg(series: Sequence[_Series], *, limit: float | None = None, lim
     ys = [point[1] for point in values] + ([] if limit is None else [limit])
     y0, y1, y_ticks = _nice_axis(min(ys), max(ys))
     x0, x1, x_ticks = _x_axis(min(point[0] for point in values), max(point[0] for point in values), is_time)
-    parts, top = [], 10.0
-    if title:
-        parts.append(f'<text class="title" x="{width / 2:.1f}" y="{top + 13:.1f}" text-anchor="middle" '
-                     f'font-size="15" font-weight="600">{_text(_fit(title, width - 20, 15))}</text>')
-        top += 24
+    parts, top = _chart_title(title, width)
     left = 14 + max(len(text) for _, text in y_ticks) * 7.2 + (20 if y_label else 0)
     names = [name for name, _ in data]
     legend, top = _legend(names, [_SERIES_COLOURS[n % len(_SERIES_COLOURS)] for n in range(len(names))],
@@ -346,11 +350,7 @@ def stacked_bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str,
     palette = [(colours or {}).get(name) or _SERIES_COLOURS[number % len(_SERIES_COLOURS)]
                for number, name in enumerate(names)]
     y1, ticks = _count_axis(max(totals))
-    parts, top = [], 10.0
-    if title:
-        parts.append(f'<text class="title" x="{width / 2:.1f}" y="{top + 13:.1f}" text-anchor="middle" '
-                     f'font-size="15" font-weight="600">{_text(_fit(title, width - 20, 15))}</text>')
-        top += 24
+    parts, top = _chart_title(title, width)
     left = 14 + max(len(text) for _, text in ticks) * 7.2 + (20 if y_label else 0)
     legend, top = _legend(names, palette, left, top, width - 16, line=False)
     frame = _Frame(left, width - 16.0, top + 16, max(top + 56, height - 32.0), 0.0, float(len(categories)),

@@ -147,8 +147,10 @@ def read_keys(values: tuple[str, ...]) -> list[VerifierKey] | None:
                 lines = candidate.read_text(encoding="utf-8").splitlines()
             except (OSError, UnicodeDecodeError) as exc:
                 raise NoteError(f"cannot read verifier keys from {value}: {exc}") from None
-            # one key per line; anything after the key (a "# who" comment) is ignored
-            keys.extend(VerifierKey.parse(line.split()[0]) for line in lines if line.strip())
+            # one key per line; anything after the key (a "# who" comment) and comment lines are
+            # ignored, as the bundle's standalone verifier ignores them
+            keys.extend(VerifierKey.parse(line.split()[0]) for line in lines
+                        if line.strip() and not line.lstrip().startswith("#"))
         else:
             keys.append(VerifierKey.parse(value))
     return keys
