@@ -83,12 +83,13 @@ def test_killed_writers_and_ingesters_lose_and_duplicate_nothing(home: Path, tmp
                           out=tmp_path / f"ingester-{round_}", env=small_batches)
         if stage:
             # The writers never stop on their own, so the ingester always reaches its N-th stage.
-            _wait_for(lambda: trace.exists() and f"paused {stage}" in trace.read_text(),
+            marker = f"paused {stage}"
+            _wait_for(lambda trace=trace, marker=marker: trace.exists() and marker in trace.read_text(),
                       f"round {round_}: the ingester pausing {pause[0]}", ingester, *writers)
             _kill(ingester)
             killed_at[stage] += 1
         for writer, output in zip(writers, outputs):
-            _wait_for(lambda: len(_reported(output)) >= MIN_REPORTED,
+            _wait_for(lambda output=output: len(_reported(output)) >= MIN_REPORTED,
                       f"round {round_}: a writer reporting {MIN_REPORTED} events", writer)
             time.sleep(rng.uniform(0.0, 0.3))  # then at a random instant, likely mid-append
             _kill(writer)
