@@ -124,6 +124,8 @@ class Scheduler:
         self.running: dict[tuple[str, str, int], subprocess.Popen[bytes]] = {}
         self.queue: list[Launch] = []
         self._queued: set[tuple[str, str, int]] = set()
+        #: Set once the scheduler is told to stop (run_forever's event): nothing queued starts after.
+        self._stop: threading.Event | None = None
 
     # -- leadership --------------------------------------------------------------------------
 
@@ -232,6 +234,9 @@ class Scheduler:
         self.queue.append(launch)
 
     def _start_queued(self) -> None:
+        if self._stop is not None and self._stop.is_set():
+            self.queue.clear()  # told to stop: a run that ended meanwhile frees no slot for another
+            return
         while self.queue and len(self.running) < self.concurrency:
             launch = self.queue.pop(0)
             self.running[launch.key] = self._spawn(launch)
@@ -258,11 +263,11 @@ class Scheduler:
 
     def wait(self, stop: threading.Event | None = None) -> None:
         """Start everything queued and wait until every run has ended."""
+        if stop is not None:
+            self._stop = stop
         while self.queue or self.running:
             self._reap()
             self._start_queued()
-            if stop is not None and stop.is_set():
-                self.queue.clear()
             time.sleep(0.2)
 
     # -- the process ---------------------------------------------------------------------------
@@ -281,6 +286,7 @@ class Scheduler:
     def run_forever(self, stop: threading.Event, *, poll: float = 30.0,
                     on_tick: Callable[[TickReport], Any] | None = None) -> None:
         """Lead (or stand by until leading), tick every ``poll`` seconds until ``stop`` is set."""
+        self._stop = stop
         with self.leadership(wait=True, stop=stop) as leading:
             if not leading:
                 return

@@ -76,7 +76,11 @@ NOTIFICATION_SETTINGS = {"fetchNews": "false", "checkForUpdates": False, "doNotD
 NOTEBOOK7_KNOWN_ERRORS = (re.compile(r"^pageerror: Cannot read properties of undefined \(reading 'schema'\)$"),)
 
 TIMEOUT_MS = 60_000
-SERVER_START_TIMEOUT = 60.0
+#: Deadlines for things that take seconds (a server starting, a killed process going away): met at
+#: once when things work, generous so that a busy machine never reaches them.
+SERVER_START_TIMEOUT = 120.0
+KILLED_GONE_TIMEOUT = 60.0
+#: How long the server gets to shut its kernels down after SIGTERM before it is killed (pitfall 12).
 SERVER_STOP_TIMEOUT = 20.0
 
 
@@ -193,7 +197,7 @@ def _marked_processes(server_id: str) -> list[tuple[int, str]]:
 
 def _kill_marked(server_id: str, grace: float = 5.0) -> list[tuple[int, str]]:
     """SIGTERM, then SIGKILL, every process of the server still alive; what survived (normally [])."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILLED_GONE_TIMEOUT)):
         left = _marked_processes(server_id)
         if not left:
             return []
@@ -215,7 +219,7 @@ def _stop_server(process: subprocess.Popen[bytes], server_id: str) -> list[tuple
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+            process.wait(KILLED_GONE_TIMEOUT)
     # Kernels run in their own session, so a killed server orphans them (pitfall 12).
     return _kill_marked(server_id)
 

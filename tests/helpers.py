@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,6 +33,32 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         timeout=timeout,
     )
+
+
+def wait_for(condition: Callable[[], object], what: str, *, timeout: float = 300,
+             processes: Iterable[subprocess.Popen[str]] = ()) -> None:
+    """Poll *condition* until it is true; fail naming *what* only when *timeout* seconds pass (a
+    deadline generous enough that a slow, busy machine never reaches it while things work), or at
+    once when one of *processes* has exited (it can then never happen)."""
+    deadline = time.monotonic() + timeout
+    watched = list(processes)
+    while not condition():
+        for process in watched:
+            if process.poll() is not None:
+                err = process.stderr.read() if process.stderr is not None else ""
+                raise AssertionError(f"waiting for {what}: {process.args} exited with {process.returncode}"
+                                     f"\n{err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waiting for {what}: still not the case after {timeout:g} s")
+        time.sleep(0.05)
+
+
+def progress(path: Path) -> int:
+    """The count a worker writes (replaced whole) to *path* as it goes; 0 before the first."""
+    try:
+        return int(path.read_text() or 0)
+    except FileNotFoundError:
+        return 0
 
 
 def sample_ledger(home: Path) -> Path:

@@ -43,8 +43,9 @@ SUPERUSER = "nbgov"
 SYSTEM_USER = "postgres"
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 MISSING_BINARIES = "no PostgreSQL server binaries found (Debian: apt-get install postgresql)"
-#: Seconds to wait for the server to start, stop or accept connections.
-STARTUP_TIMEOUT = 60.0
+#: Seconds to wait for the server to start, stop or accept connections: met in a second or two when
+#: things work, generous so that a busy machine never reaches it.
+STARTUP_TIMEOUT = 120.0
 #: Longest unix socket directory: sun_path holds 107 bytes, the socket name is "/.s.PGSQL.<port>".
 _MAX_SOCKET_DIR = 90
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")

@@ -16,7 +16,7 @@ from nbgov.ledger import Ledger
 from nbgov.settings import resolve_settings
 
 
-def _hold(kind: str, home: Path, seconds: float) -> subprocess.Popen[str]:
+def _hold(kind: str, home: Path, seconds: float | str = "forever") -> subprocess.Popen[str]:
     holder = subprocess.Popen(
         [sys.executable, str(WORKERS / "hold_ledger.py"), kind, str(home), str(seconds)],
         stdout=subprocess.PIPE, text=True, env=clean_env(),
@@ -32,7 +32,7 @@ def ledger_home(home: Path) -> Path:
 
 
 def test_locked_database_names_the_holder(ledger_home: Path) -> None:
-    holder = _hold("duckdb", ledger_home, 30)
+    holder = _hold("duckdb", ledger_home)
     try:
         started = time.monotonic()
         result = run_cli("--home", str(ledger_home), "sql", "SELECT 1", env={"NBGOV_LOCK_TIMEOUT": "1"})
@@ -48,7 +48,7 @@ def test_locked_database_names_the_holder(ledger_home: Path) -> None:
 
 
 def test_appending_never_opens_the_database(ledger_home: Path) -> None:
-    holder = _hold("duckdb", ledger_home, 30)
+    holder = _hold("duckdb", ledger_home)
     try:
         ledger = Ledger(settings=resolve_settings({"home": ledger_home, "lock_timeout": 0.2}))
         ids = [ledger.append(SessionEnded(reason=str(i))) for i in range(100)]
@@ -65,8 +65,10 @@ def test_appending_never_opens_the_database(ledger_home: Path) -> None:
 def test_a_holder_that_finishes_in_time_is_waited_for(ledger_home: Path) -> None:
     holder = _hold("duckdb", ledger_home, 1.0)
     try:
+        # A budget far beyond the holder's second, so that a busy machine, slow to let the holder
+        # exit, cannot run it out.
         result = run_cli("--home", str(ledger_home), "sql", "--format", "csv", "SELECT 7 AS n",
-                         env={"NBGOV_LOCK_TIMEOUT": "30"})
+                         env={"NBGOV_LOCK_TIMEOUT": "120"}, timeout=300)
     finally:
         holder.wait()
     assert result.returncode == 0, result.stderr
@@ -74,7 +76,7 @@ def test_a_holder_that_finishes_in_time_is_waited_for(ledger_home: Path) -> None
 
 
 def test_a_busy_ingest_lock_names_the_ingester(ledger_home: Path) -> None:
-    holder = _hold("ingest-lock", ledger_home, 30)
+    holder = _hold("ingest-lock", ledger_home)
     try:
         ledger = Ledger(settings=resolve_settings({"home": ledger_home, "lock_timeout": 0.5}))
         ledger.append(SessionEnded(reason="waits"))
@@ -90,7 +92,8 @@ def test_a_busy_ingest_lock_names_the_ingester(ledger_home: Path) -> None:
 def test_threads_of_one_process_take_turns(ledger_home: Path) -> None:
     import threading
 
-    ledger = Ledger(ledger_home)
+    # Four threads contend for the ingest lock and the file: a budget no busy machine runs out.
+    ledger = Ledger(settings=resolve_settings({"home": ledger_home, "lock_timeout": 300}))
     errors: list[BaseException] = []
 
     def work(k: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import blake3
@@ -97,34 +96,62 @@ def test_a_failing_cell_is_recorded_and_the_run_fails(tmp_path: Path) -> None:
     assert cells.values.tolist() == [["x = 1", True, ""], ["y = {}['missing']", False, "KeyError"]]
 
 
+# A cell both notebooks run half-way: it says this notebook is there, then waits until the other is
+# there too and the reader has run two more queries (so one whole query began and ended while both
+# notebooks were running), instead of hoping the three overlap. Fails the run after 300 s.
+MIDWAY = """\
+import pathlib, time
+here, queries = pathlib.Path({here!r}), pathlib.Path({queries!r})
+(here / "nb{k}.midway").touch()
+def count():
+    try:
+        return int(queries.read_text() or 0)
+    except FileNotFoundError:
+        return 0
+deadline, first = time.monotonic() + 300, None
+while first is None or count() < first + 2:
+    if first is None and all((here / f"nb{{j}}.midway").exists() for j in range(2)):
+        first = count()
+    if time.monotonic() > deadline:
+        raise TimeoutError("the other notebook and two queries of the reader did not come")
+    time.sleep(0.05)"""
+
+
 @pytest.mark.slow
 def test_two_notebooks_at_once_with_a_reader(tmp_path: Path) -> None:
     home = tmp_path / "ledger"
     Ledger.init(home).close()
-    cells = ["%load_ext nbgov"] + [f"value_{i} = {i} * 2\nimport time; time.sleep(0.05)" for i in range(40)]
-    notebooks = [_notebook(tmp_path / f"nb{k}.ipynb", *cells) for k in range(2)]
     stop = tmp_path / "stop"
     reader = subprocess.Popen([sys.executable, str(WORKERS / "reader.py"), str(home), str(stop)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "papermill", str(nb), str(tmp_path / f"out{k}.ipynb"), "--cwd", str(tmp_path),
-             "-k", "python3", "--no-progress-bar"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=clean_env(NBGOV_HOME=str(home), NBGOV_NOTEBOOK=str(nb)))
-        for k, nb in enumerate(notebooks)
-    ]
-    for process in runs:
-        _, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err
-    time.sleep(0.3)
-    stop.touch()
-    out, err = reader.communicate(timeout=120)
+    try:
+        values = [f"value_{i} = {i} * 2" for i in range(40)]
+        notebooks = [
+            _notebook(tmp_path / f"nb{k}.ipynb", "%load_ext nbgov", *values[:20],
+                      MIDWAY.format(here=str(tmp_path), queries=f"{stop}.queries-{reader.pid}", k=k), *values[20:])
+            for k in range(2)]
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "papermill", str(nb), str(tmp_path / f"out{k}.ipynb"), "--cwd",
+                 str(tmp_path), "-k", "python3", "--no-progress-bar"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=clean_env(NBGOV_HOME=str(home), NBGOV_NOTEBOOK=str(nb)))
+            for k, nb in enumerate(notebooks)
+        ]
+        for process in runs:
+            _, err = process.communicate(timeout=600)
+            assert process.returncode == 0, err
+        stop.touch()
+        out, err = reader.communicate(timeout=300)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
     assert reader.returncode == 0, err
-    assert int(out.split(": ")[1].split()[0]) >= 2  # it ran while the notebooks ran
+    assert int(out.split(": ")[1].split()[0]) >= 2  # it ran while the notebooks ran (their midway cell)
     ledger = Ledger(home)
     per_notebook = ledger.query("SELECT notebook, count(*) AS n, bool_and(ok) AS ok FROM cells GROUP BY notebook")
-    assert sorted(per_notebook["n"]) == [40, 40] and per_notebook["ok"].all()
+    assert sorted(per_notebook["n"]) == [41, 41] and per_notebook["ok"].all()
     assert len(ledger.query("SELECT * FROM sessions")) == 2
     assert run_cli("--home", str(home), "verify").returncode == 0
 

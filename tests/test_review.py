@@ -23,7 +23,7 @@ def notebooks(tmp_path: Path) -> Path:
     review_notebook(folder / "ok.ipynb", "%load_ext nbgov", "y = x * 2", "print(label, y)")
     review_notebook(folder / "raises.ipynb", "%load_ext nbgov", "y = x * 2",
                     "raise ValueError(f'bad value {y}')", "never = True")
-    review_notebook(folder / "slow.ipynb", "import time", "time.sleep(120)", "never = True")
+    review_notebook(folder / "slow.ipynb", "import time", "time.sleep(3600)", "never = True")
     review_notebook(folder / "dies.ipynb", "import os, signal", "os.kill(os.getpid(), signal.SIGKILL)",
                     "never = True")
     review_notebook(folder / "breach.ipynb", "import nbgov",
@@ -45,7 +45,9 @@ def test_each_ending_gets_its_status_exit_code_and_output(notebooks: Path, home:
     cases = [
         ("ok.ipynb", ("-p", "x", "21", "-p", "label", "answer"), 0, "succeeded", None, None),
         ("raises.ipynb", (), 1, "failed", 4, "ValueError"),
-        ("slow.ipynb", ("--timeout", "4"), 3, "timed_out", 3, None),
+        # The run's timeout counts from before the kernel starts: 30 s leaves a busy machine ample
+        # time to start the kernel and reach the sleeping cell (index 3), where it must time out.
+        ("slow.ipynb", ("--timeout", "30"), 3, "timed_out", 3, None),
         ("dies.ipynb", (), 4, "kernel_died", 3, None),
     ]
     for name, args, code, status, cell, error in cases:

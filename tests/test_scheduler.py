@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from helpers import clean_env, review_notebook, run_cli
+from helpers import clean_env, review_notebook, run_cli, wait_for
 from nbgov.alerting import raise_alert, retry_alerts
 from nbgov.alerts import AlertConfig, LoadedAlerts
 from nbgov.cron import CronError
@@ -37,7 +36,15 @@ def notebooks(tmp_path: Path) -> Path:
     folder.mkdir()
     review_notebook(folder / "ok.ipynb", "y = x * 2")
     review_notebook(folder / "fails.ipynb", "raise RuntimeError('always')")
-    review_notebook(folder / "slow.ipynb", "import time", "time.sleep(3)")
+    # Runs until the test releases it (creates reviews/release), saying first that it is running.
+    review_notebook(folder / "slow.ipynb", "import pathlib, time",
+                    f"here = pathlib.Path({str(folder)!r})\n"
+                    "(here / 'started').touch()\n"
+                    "deadline = time.monotonic() + 300\n"
+                    "while not (here / 'release').exists():\n"
+                    "    if time.monotonic() > deadline:\n"
+                    "        raise TimeoutError('the test never released this review')\n"
+                    "    time.sleep(0.05)")
     return folder
 
 
@@ -181,12 +188,18 @@ def test_concurrency_limit_and_clean_shutdown_on_sigterm(ledger: Ledger, noteboo
     process = subprocess.Popen(
         [sys.executable, "-m", "nbgov", "--home", str(ledger.home), "scheduler", "--concurrency", "1",
          "--poll", "0.5", "--now", now], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and Ledger(ledger.home).query(
-            "SELECT count(*) AS n FROM review_runs")["n"].iloc[0] == 0:
-        time.sleep(0.3)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 0, process.stderr.read() if process.stderr else ""
+    try:
+        # SIGTERM while one review runs (held in its cell) and the other is queued; the running one
+        # is released only after the signal was sent.
+        wait_for(lambda: (notebooks / "started").exists(), "the first review to run", processes=[process])
+        process.send_signal(signal.SIGTERM)
+        (notebooks / "release").touch()
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     runs = Ledger(ledger.home).query("SELECT job, status, started_at, finished_at FROM review_runs ORDER BY started_at")
     assert list(runs["status"]) == ["succeeded"]  # the running review finished; the queued one was not started
     stopped = Ledger(ledger.home).query("SELECT payload->>'reason' AS reason FROM events WHERE type = 'scheduler_stopped'")

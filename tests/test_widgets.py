@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_user, bias_test, governed_ledger, train_version, write_policy
+from helpers import as_user, bias_test, governed_ledger, train_version, wait_for, write_policy
 from nbgov.ledger import Ledger
 from nbgov.policy import load_policy
 
@@ -186,12 +186,16 @@ def test_session_tab_follows_the_cells_and_the_provenance_form_declares(shell, t
     panel = shell.user_ns["panel"]
     assert isinstance(panel, panel_module.GovernancePanel)
     assert "loans.csv" in panel.session_view.value
-    cells_before = int(panel.session_view.value.split('data-cells="')[1].split('"')[0])
-    assert panel.wait_for_refresh()  # the refresh after the panel's own cell
+    def cells() -> int:
+        return int(panel.session_view.value.split('data-cells="')[1].split('"')[0])
+
+    cells_before = cells()
+    assert panel.wait_for_refresh(timeout=120)  # the refresh after the panel's own cell
     assert shell.run_cell("x = 1").success
-    assert panel.wait_for_refresh()  # refreshed in the background, within a second
-    cells_after = int(panel.session_view.value.split('data-cells="')[1].split('"')[0])
-    assert cells_after > cells_before
+    # Refreshed in the background, with no further cell run: the Session tab comes to count the
+    # panel's own cell and x = 1 (waited for: wait_for_refresh returns once the refresh has begun).
+    wait_for(lambda: cells() == cells_before + 2, "the Session tab to count the panel's cell and x = 1")
+    assert panel.wait_for_refresh(timeout=120)
 
     assert panel.dataset.options == (str(tmp_path / "loans.csv"),)
     assert panel.pii.options == ("income", "zip", "default")

@@ -1,6 +1,9 @@
 """Hold a ledger's DuckDB file (or its ingest lock) open for a while, like a busy process would.
 
-usage: hold_ledger.py duckdb|ingest-lock HOME SECONDS
+usage: hold_ledger.py duckdb|ingest-lock HOME SECONDS|forever
+
+"forever" holds it until the process is killed: a test that needs the ledger busy while it acts
+must not depend on acting within some number of seconds.
 """
 
 import fcntl
@@ -10,7 +13,9 @@ import time
 
 import duckdb
 
-kind, home, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+kind, home = sys.argv[1], sys.argv[2]
+forever = sys.argv[3] == "forever"
+seconds = 0.0 if forever else float(sys.argv[3])
 if kind == "duckdb":
     con = duckdb.connect(os.path.join(home, "ledger.duckdb"))
     con.execute("BEGIN TRANSACTION")
@@ -20,3 +25,5 @@ else:
     os.pwrite(fd, f"PID {os.getpid()} holder\n".encode(), 0)
 print("ready", flush=True)
 time.sleep(seconds)
+while forever:
+    time.sleep(3600)

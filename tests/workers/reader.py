@@ -1,6 +1,10 @@
 """Run `nbgov sql` queries in a loop until STOPFILE exists; exit 1 on the first failure.
 
 usage: reader.py HOME STOPFILE
+
+After its first query it creates STOPFILE.ready-<pid>; after every query it writes how many it
+has run so far to STOPFILE.queries-<pid> (replaced whole), so a test can wait until the reader has
+run queries at a point of its choosing instead of hoping that it did.
 """
 
 import os
@@ -8,6 +12,7 @@ import subprocess
 import sys
 
 home, stop = sys.argv[1], sys.argv[2]
+progress = f"{stop}.queries-{os.getpid()}"
 queries = 0
 while not os.path.exists(stop):
     result = subprocess.run(
@@ -19,6 +24,9 @@ while not os.path.exists(stop):
         print(result.stderr, file=sys.stderr)
         sys.exit(1)
     queries += 1
+    with open(progress + ".tmp", "w") as out:
+        out.write(str(queries))
+    os.replace(progress + ".tmp", progress)
     if queries == 1:  # tell the test this reader is up (it starts the writers then)
         open(f"{stop}.ready-{os.getpid()}", "w").close()
 print(f"reader: {queries} queries", flush=True)
