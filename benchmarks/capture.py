@@ -78,8 +78,8 @@ def bench_metrics(count: int = 2000) -> None:
         print("metrics  skipped: pip install mlflow to compare with mlflow.log_metric")
         return
     import nbgov
-    from nbgov.ledger import Ledger
-    from nbgov.recorder import Recorder, activate, deactivate
+    from nbgov.capture.recorder import Recorder, activate, deactivate
+    from nbgov.ledger.facade import Ledger
 
     with tempfile.TemporaryDirectory() as tmp:
         recorder = Recorder(Ledger(Path(tmp) / "ledger"), flush_interval=0)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from nbgov import events
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
 
 CELL_SOURCES = [

@@ -33,14 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pg_server import PostgresServer  # noqa: E402
 from run import realistic_event  # noqa: E402
 
-from nbgov.ledger import Ledger  # noqa: E402
+from nbgov.ledger.facade import Ledger  # noqa: E402
 from nbgov.settings import resolve_settings  # noqa: E402
 
 _HOST = """
 import sys, random
 sys.path.insert(0, sys.argv[4])
 from run import realistic_event
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
 home, url, count = sys.argv[1], sys.argv[2] or None, int(sys.argv[3])
 ledger = Ledger(settings=resolve_settings({"home": home, "ledger": url, "lock_timeout": 3600}))

@@ -262,8 +262,8 @@ class NbgovMagics(Magics):
     def _check(self, line: str) -> Any:
         from IPython.display import display
 
-        from nbgov.checks import CheckFailed, check_model
-        from nbgov.policy import load_policy
+        from nbgov.governance.checks import CheckFailed, check_model
+        from nbgov.governance.policy import load_policy
 
         args = _CHECK.parse_args(_split(line))
         recorder = self.session.recorder
@@ -275,8 +275,8 @@ class NbgovMagics(Magics):
         return report
 
     def _approve(self, line: str) -> Any:
-        from nbgov.approvals import approve
-        from nbgov.policy import load_policy
+        from nbgov.governance.approvals import approve
+        from nbgov.governance.policy import load_policy
 
         args = _APPROVE.parse_args(_split(line))
         recorder = self.session.recorder
@@ -286,8 +286,8 @@ class NbgovMagics(Magics):
         return None
 
     def _reject(self, line: str) -> Any:
-        from nbgov.approvals import reject
-        from nbgov.policy import load_policy
+        from nbgov.governance.approvals import reject
+        from nbgov.governance.policy import load_policy
 
         args = _REJECT.parse_args(_split(line))
         recorder = self.session.recorder
@@ -297,7 +297,7 @@ class NbgovMagics(Magics):
         return None
 
     def _request(self, line: str) -> Any:
-        from nbgov.approvals import request_approval
+        from nbgov.governance.approvals import request_approval
 
         args = _REQUEST.parse_args(_split(line))
         recorder = self.session.recorder
@@ -313,7 +313,7 @@ class NbgovMagics(Magics):
         return GovernancePanel(model=args.model, shell=self.shell)
 
     def _fairness(self, line: str) -> Any:
-        from nbgov.evaluations import fairness
+        from nbgov.governance.evaluations import fairness
 
         args = _FAIRNESS.parse_args(_split(line))
         options: dict[str, Any] = {}
@@ -331,7 +331,7 @@ class NbgovMagics(Magics):
         return result
 
     def _drift(self, line: str) -> Any:
-        from nbgov.evaluations import drift
+        from nbgov.governance.evaluations import drift
 
         args = _DRIFT.parse_args(_split(line))
 
@@ -345,7 +345,7 @@ class NbgovMagics(Magics):
         return result
 
     def _policy(self, line: str) -> Any:
-        from nbgov.policy import load_policy
+        from nbgov.governance.policy import load_policy
 
         loaded = load_policy(line.strip() or None)
         print(f"{loaded.source}\nsha256 {loaded.sha256}")

@@ -8,10 +8,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from nbgov.capture import Capture
-from nbgov.environment import kernel_id_from_connection_file
-from nbgov.ledger import Ledger
-from nbgov.recorder import Recorder, activate, deactivate
+from nbgov.capture.environment import kernel_id_from_connection_file
+from nbgov.capture.install import Capture
+from nbgov.capture.recorder import Recorder, activate, deactivate
+from nbgov.ledger.facade import Ledger
 
 __all__ = ["NotebookSession"]
 

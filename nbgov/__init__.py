@@ -36,7 +36,7 @@ from nbgov.errors import (
 
 if TYPE_CHECKING:
     from nbgov import events
-    from nbgov.ledger import Ledger
+    from nbgov.ledger.facade import Ledger
     from nbgov.settings import Settings, resolve_settings
 
 __all__ = [
@@ -82,12 +82,12 @@ _LAZY = {
     "Settings": ("nbgov.settings", "Settings"),
     "resolve_settings": ("nbgov.settings", "resolve_settings"),
     "events": ("nbgov.events", None),
-    "fairness": ("nbgov.evaluations", "fairness"),
-    "ApprovalRefused": ("nbgov.approvals", "ApprovalRefused"),
-    "CheckFailed": ("nbgov.checks", "CheckFailed"),
-    "PolicyBreach": ("nbgov.checks", "PolicyBreach"),
-    "drift": ("nbgov.evaluations", "drift"),
-    "describe_model": ("nbgov.model_doc", "describe"),
+    "fairness": ("nbgov.governance.evaluations", "fairness"),
+    "ApprovalRefused": ("nbgov.governance.approvals", "ApprovalRefused"),
+    "CheckFailed": ("nbgov.governance.checks", "CheckFailed"),
+    "PolicyBreach": ("nbgov.governance.checks", "PolicyBreach"),
+    "drift": ("nbgov.governance.evaluations", "drift"),
+    "describe_model": ("nbgov.evidence.model_doc", "describe"),
 }
 
 
@@ -121,7 +121,7 @@ def log_metrics(metrics: Mapping[str, Any], *, model: Any = None, dataset: Any =
     --------
     >>> nbgov.log_metrics({"auc": 0.91, "dp_ratio": 0.84}, model=model, dataset=X_test)  # doctest: +SKIP
     """
-    from nbgov.recorder import current
+    from nbgov.capture.recorder import current
 
     current().log_metrics(metrics, model=model, dataset=dataset)
 
@@ -133,7 +133,7 @@ def log_params(params: Mapping[str, Any] | None = None, *, model: Any = None, **
     --------
     >>> nbgov.log_params({"threshold": 0.35, "features": "v2"}, model="credit_risk")  # doctest: +SKIP
     """
-    from nbgov.recorder import current
+    from nbgov.capture.recorder import current
 
     current().log_params({**(params or {}), **more}, model=model)
 
@@ -154,7 +154,7 @@ def version_of(model: Any) -> str:
     >>> nbgov.version_of(model)  # doctest: +SKIP
     'credit_risk@3'
     """
-    from nbgov.recorder import active
+    from nbgov.capture.recorder import active
 
     recorder = active()
     ref = recorder.models.lookup(model) if recorder is not None else None
@@ -166,16 +166,16 @@ def version_of(model: Any) -> str:
 
 def check(model: str, *, policy: Any = None) -> Any:
     """Check a model version (``"name"`` or ``"name@version"``) against the policy; the check is
-    recorded. Returns the :class:`~nbgov.checks.CheckReport` (``.passed``, ``.findings``).
+    recorded. Returns the :class:`~nbgov.governance.checks.CheckReport` (``.passed``, ``.findings``).
 
     Examples
     --------
     >>> report = nbgov.check("credit_risk@3")  # doctest: +SKIP
     >>> report.passed  # doctest: +SKIP
     """
-    from nbgov.checks import check_model
-    from nbgov.policy import LoadedPolicy, load_policy
-    from nbgov.recorder import current
+    from nbgov.capture.recorder import current
+    from nbgov.governance.checks import check_model
+    from nbgov.governance.policy import LoadedPolicy, load_policy
 
     recorder = current()
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
@@ -186,14 +186,14 @@ def check(model: str, *, policy: Any = None) -> Any:
 
 def approve(model: str, *, note: str | None = None, policy: Any = None) -> Any:
     """Approve a model version as the acting user; returns the signed
-    :class:`~nbgov.approvals.Approval`.
+    :class:`~nbgov.governance.approvals.Approval`.
 
-    Raises :class:`~nbgov.approvals.ApprovalRefused` (after recording the denial) when the
+    Raises :class:`~nbgov.governance.approvals.ApprovalRefused` (after recording the denial) when the
     reviewer is the version's author, lacks the policy's approver role, or the check fails.
     """
-    from nbgov.approvals import approve as approve_version
-    from nbgov.policy import LoadedPolicy, load_policy
-    from nbgov.recorder import current
+    from nbgov.capture.recorder import current
+    from nbgov.governance.approvals import approve as approve_version
+    from nbgov.governance.policy import LoadedPolicy, load_policy
 
     recorder = current()
     loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)

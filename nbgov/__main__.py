@@ -1,5 +1,5 @@
 """``python -m nbgov``: the same as the ``nbgov`` command."""
 
-from nbgov.cli import main
+from nbgov.cli.main import main
 
 main()

@@ -51,7 +51,7 @@ def _parse_seconds(*, allow_zero: bool) -> Callable[[Any], float]:
 
 
 def _parse_ledger(value: Any) -> str | None:
-    from nbgov.team_url import parse_ledger_url
+    from nbgov.ledger.url import parse_ledger_url
 
     if value is None or value == "":
         return None

@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import nbgov.evidence.verifier as verifier_module
-from nbgov.chain import leaf_hash
 from nbgov.evidence.parquet import write_table
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
+from nbgov.ledger.integrity.chain import leaf_hash
 
 VERIFIER_SOURCE = Path(verifier_module.__file__)
 MANIFEST_NOTE = "nbgov-evidence-manifest"

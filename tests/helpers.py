@@ -65,7 +65,7 @@ def sample_ledger(home: Path) -> Path:
     """A small ledger recorded through the API: ledger_created + 9 events of a short session
     (session_started, 4 cell_executed, dataset_read, model_fitted, metrics_logged, session_ended)."""
     from nbgov import events
-    from nbgov.ledger import Ledger
+    from nbgov.ledger.facade import Ledger
 
     ledger = Ledger.init(home)
     session = events.Session(session_id="sample", notebook="loans.ipynb")
@@ -121,13 +121,13 @@ review_every_days = 365
 def as_user(home: Path, who: str):  # type: ignore[no-untyped-def]
     """The ledger at *home*, acting as *who*."""
     from nbgov.identity import Actor
-    from nbgov.ledger import Ledger
+    from nbgov.ledger.facade import Ledger
 
     return Ledger(home, actor=Actor(who, "configured"))
 
 
 def write_policy(directory: Path, text: str = TEST_POLICY):  # type: ignore[no-untyped-def]
-    from nbgov.policy import load_policy
+    from nbgov.governance.policy import load_policy
 
     path = directory / "nbgov-policy.toml"
     path.write_text(text)
@@ -165,8 +165,8 @@ def bias_test(home: Path, ref: str, *, gap: bool, author: str = "ana", policy=No
     """Record a bias test of *ref* over "race": 60/100 vs 40/100 selected (*gap*) or 50 vs 50."""
     import pandas as pd
 
-    from nbgov.evaluations import fairness
-    from nbgov.recorder import Recorder, activate, deactivate
+    from nbgov.capture.recorder import Recorder, activate, deactivate
+    from nbgov.governance.evaluations import fairness
 
     race = pd.Series(["a"] * 100 + ["b"] * 100, name="race")
     y_true = [1, 0] * 100
@@ -188,8 +188,8 @@ def governed_ledger(tmp_path: Path, approvers: tuple[str, ...] = ("rita",)) -> t
     """A governed ledger under *tmp_path*: ana trained credit@1 on a small file and ran a passing
     bias test; ines (admin) made each of *approvers* an approver. Returns (ledger home, policy
     file), e.g. for NBGOV_HOME and NBGOV_POLICY."""
-    from nbgov.ledger import Ledger
-    from nbgov.registry import grant_role
+    from nbgov.governance.registry import grant_role
+    from nbgov.ledger.facade import Ledger
 
     home = tmp_path / "ledger"
     Ledger.init(home)
@@ -227,9 +227,9 @@ def rewrite_history(home: Path, edit, *, keep_up_to: int | None = None) -> None:
     batch head and the whole Merkle tree, so that everything inside the file agrees again."""
     import duckdb
 
-    from nbgov.chain import GENESIS, chain_hash, leaf_hash
-    from nbgov.events import format_time
-    from nbgov.merkle_store import backfill
+    from nbgov.events.catalogue import format_time
+    from nbgov.ledger.integrity.chain import GENESIS, chain_hash, leaf_hash
+    from nbgov.ledger.integrity.tree_store import backfill
 
     con = duckdb.connect(str(home / "ledger.duckdb"))
     try:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from helpers import WORKERS, clean_env, review_notebook
-from nbgov.airflow import export_airflow
-from nbgov.ledger import Ledger
-from nbgov.schedule import add_schedule, list_schedules
+from nbgov.ledger.facade import Ledger
+from nbgov.reviews.airflow import export_airflow
+from nbgov.reviews.schedules import add_schedule, list_schedules
 
 AIRFLOW_PYTHON = os.environ.get("NBGOV_TEST_AIRFLOW_PYTHON")
 STUB = Path(__file__).parent / "airflow_stub"

@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from helpers import wait_for
-from nbgov.alerts import (
+from nbgov.alerts.sinks import (
     AlertConfig,
     AlertConfigError,
     CommandSink,

@@ -12,11 +12,17 @@ import pytest
 
 from helpers import as_user, governed_ledger, run_cli, train_version, write_policy
 from nbgov import events
-from nbgov.approvals import ApprovalRefused, approve, reject, request_approval, verify_approvals
 from nbgov.errors import NbgovError
-from nbgov.ledger import Ledger
-from nbgov.policy import load_policy
-from nbgov.registry import PermissionDenied, UnknownModel, grant_role, retire, revoke_role
+from nbgov.governance.approvals import (
+    ApprovalRefused,
+    approve,
+    reject,
+    request_approval,
+    verify_approvals,
+)
+from nbgov.governance.policy import load_policy
+from nbgov.governance.registry import PermissionDenied, UnknownModel, grant_role, retire, revoke_role
+from nbgov.ledger.facade import Ledger
 
 
 @pytest.fixture
@@ -106,7 +112,7 @@ def test_required_approvals_come_from_distinct_reviewers(governed, tmp_path: Pat
     text = (tmp_path / "nbgov-policy.toml").read_text().replace('risk_categories = ["bias", "drift", '
                                                               '"unauthorized_data_access", "vendor", "misuse"]', "")
     policy = write_policy(tmp_path, text)
-    from nbgov.risks import set_tier
+    from nbgov.governance.risks import set_tier
 
     set_tier(as_user(home, "ana"), "credit", "high")
     first = approve(as_user(home, "rita"), "credit@1", policy)

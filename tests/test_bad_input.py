@@ -14,7 +14,7 @@ import pytest
 from helpers import clean_env, run_cli
 from nbgov import events
 from nbgov.errors import InvalidPayload, UnknownEventType
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 
 def _tree_digest(root: Path) -> dict[str, str]:

@@ -39,7 +39,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import governed_ledger, isolated_module_environment
-from nbgov import merkle
 from nbgov.evidence.parquet import ParquetLayoutError, json_text, prepare_table, write_table
 from nbgov.evidence.verifier import (
     NoteError,
@@ -52,6 +51,7 @@ from nbgov.evidence.verifier import (
     read_parquet,
     verify_inclusion,
 )
+from nbgov.ledger.integrity import merkle
 
 # -- the Parquet reader against pyarrow and DuckDB ----------------------------------------------
 
@@ -342,13 +342,13 @@ def test_the_specifications_example_note_parses_and_its_unknown_signer_is_ignore
 
 
 def test_signed_notes_agree_with_nbgov_notes() -> None:
-    notes = pytest.importorskip("nbgov.notes")
+    notes = pytest.importorskip("nbgov.ledger.integrity.notes")
     key = ed25519_key("interop")
     note = notes.sign_note("nbgov/abc\n5\n" + base64.b64encode(bytes(32)).decode() + "\n", "nbgov/abc", key)
     ours = parse_verifier_key(verifier_key("nbgov/abc", key))
     assert notes.verifier_key("nbgov/abc", public_raw(key)).text() == ours.text()
     assert open_note(note, [ours])[0].startswith("nbgov/abc\n5\n")
-    # and the other way round: nbgov.notes accepts this module's notes and keys.
+    # and the other way round: nbgov.ledger.integrity.notes accepts this module's notes and keys.
     theirs = notes.VerifierKey.parse(ours.text())
     assert notes.open_note(sign_note("x\n", "nbgov/abc", key), [theirs])[0] == "x\n"
 
@@ -465,7 +465,7 @@ def test_inclusion_proofs_agree_with_nbgov_merkle(size: int, data: st.DataObject
         verify_inclusion(index, size, leaves[index], [*proof, root], root)
     with pytest.raises(ProofError):
         verify_inclusion(size, size, leaves[index], proof, root)
-    # Any proof at all: accepted exactly when nbgov.merkle accepts it.
+    # Any proof at all: accepted exactly when nbgov.ledger.integrity.merkle accepts it.
     junk = data.draw(st.lists(st.sampled_from([*proof, *leaves[:3], bytes(31)]), max_size=10))
     claimed = data.draw(st.integers(0, size))
     try:

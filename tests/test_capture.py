@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 
 class Notebook:
@@ -56,7 +56,7 @@ def quiet() -> Any:
     """The test's own pandas calls are not the notebook's: keep them out of the ledger."""
     from contextlib import nullcontext
 
-    from nbgov.recorder import active
+    from nbgov.capture.recorder import active
 
     recorder = active()
     return recorder.internal() if recorder is not None else nullcontext()
@@ -138,7 +138,7 @@ def test_training_lineage_reaches_the_source_file_across_cells(nb: Notebook, tmp
     fitted = nb.ns["model"]
     import json
 
-    from nbgov.models import to_json_value
+    from nbgov.capture.estimators import to_json_value
     assert json.loads(model["params"]) == to_json_value(fitted.get_params())
 
     upstream = nb.sql(f"SELECT * FROM lineage_upstream('{model['node']}')")

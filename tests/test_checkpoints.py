@@ -15,10 +15,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from helpers import as_user, rewrite_history, run_cli, sample_ledger
 from nbgov import events
-from nbgov.checkpoints import check_against, ledger_origin, note_digest, stored_checkpoints
-from nbgov.ledger import Ledger
-from nbgov.merkle import Tree
-from nbgov.notes import NoteError, VerifierKey, checkpoint_text, open_note, parse_checkpoint, sign_note
+from nbgov.ledger.facade import Ledger
+from nbgov.ledger.integrity.checkpoints import (
+    check_against,
+    ledger_origin,
+    note_digest,
+    stored_checkpoints,
+)
+from nbgov.ledger.integrity.merkle import Tree
+from nbgov.ledger.integrity.notes import (
+    NoteError,
+    VerifierKey,
+    checkpoint_text,
+    open_note,
+    parse_checkpoint,
+    sign_note,
+)
 from nbgov.settings import resolve_settings
 
 # The example of golang.org/x/mod/sumdb/note (the reference implementation of signed notes):
@@ -286,9 +298,9 @@ def test_a_fork_signed_by_the_same_key_fails_against_the_earlier_checkpoint(home
 def test_any_edit_of_the_history_fails_against_an_exported_checkpoint(home: Path, tmp_path: Path, edit: str) -> None:
     """The forger rewrites every hash, the tree and the recorded checkpoints (signing them with
     the same key, which they hold): only the exported checkpoint still tells."""
-    from nbgov.chain import GENESIS, chain_hash, leaf_hash
-    from nbgov.events import format_time
-    from nbgov.merkle_store import backfill
+    from nbgov.events.catalogue import format_time
+    from nbgov.ledger.integrity.chain import GENESIS, chain_hash, leaf_hash
+    from nbgov.ledger.integrity.tree_store import backfill
 
     sample_ledger(home)
     ledger = Ledger(home)

@@ -14,8 +14,8 @@ import pytest
 
 from helpers import run_cli, sample_ledger
 from nbgov import whoami
-from nbgov.cli import cli as root
-from nbgov.ledger import Ledger
+from nbgov.cli.main import cli as root
+from nbgov.ledger.facade import Ledger
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -188,8 +188,8 @@ def test_status_text_and_json(demo_home: Path) -> None:
 
 
 def test_status_counts_pending_spool_lines(home: Path) -> None:
-    from nbgov.events import SessionEnded
-    from nbgov.ledger import Ledger
+    from nbgov.events.catalogue import SessionEnded
+    from nbgov.ledger.facade import Ledger
 
     ledger = Ledger(home)
     for i in range(3):
@@ -201,9 +201,9 @@ def test_status_counts_pending_spool_lines(home: Path) -> None:
 
 
 def test_ingest_reports_a_corrupt_line_and_fails_once(home: Path) -> None:
-    from nbgov.events import SessionEnded
-    from nbgov.ledger import Ledger
-    from nbgov.spool import list_segments
+    from nbgov.events.catalogue import SessionEnded
+    from nbgov.ledger.facade import Ledger
+    from nbgov.ledger.spool import list_segments
 
     ledger = Ledger(home)
     for i in range(3):

@@ -14,7 +14,7 @@ from typing import IO
 import pytest
 
 from helpers import WORKERS, clean_env, progress, run_cli, wait_for
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
 
 WRITERS = 8

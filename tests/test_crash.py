@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from helpers import WORKERS, clean_env, run_cli
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 STAGES = ("after_begin", "after_insert", "before_commit", "after_commit")
 ROUNDS_PER_STAGE = 4

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from svg_helpers import NASTY, NS, classes, parse
 
-import nbgov.charts
-import nbgov.drawing
-from nbgov.charts import line_chart_svg
-from nbgov.drawing import lineage_svg
+import nbgov.render.charts
+import nbgov.render.svg
+from nbgov.render.charts import line_chart_svg
+from nbgov.render.svg import lineage_svg
 
 Box = tuple[float, float, float, float]
 
@@ -103,7 +103,7 @@ def random_dag(count: int, seed: int) -> tuple[list[dict[str, str | None]], list
 
 
 def test_the_module_needs_only_the_standard_library() -> None:
-    tree = ast.parse(Path(nbgov.drawing.__file__).read_text() + Path(nbgov.charts.__file__).read_text())
+    tree = ast.parse(Path(nbgov.render.svg.__file__).read_text() + Path(nbgov.render.charts.__file__).read_text())
     imported = {alias.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     imported.discard("nbgov")  # charts shares drawing's primitives

@@ -10,7 +10,7 @@ import rfc8785
 
 from nbgov import events
 from nbgov.errors import InvalidPayload, UnknownEventType
-from nbgov.events import EVENT_TYPES, BodyError, check_body, encode_body, make_event
+from nbgov.events.catalogue import EVENT_TYPES, BodyError, check_body, encode_body, make_event
 from nbgov.identity import Actor, resolve_actor
 
 
@@ -89,7 +89,7 @@ def test_actor_prefers_jupyterhub_then_configured_then_os() -> None:
 
 
 def test_the_cell_hooks_fast_encoding_is_the_canonical_one() -> None:
-    from nbgov.events import CellExecuted, cell_payload
+    from nbgov.events.catalogue import CellExecuted, cell_payload
 
     fields = dict(node="cell:s:1", cell_id="c1", execution_count=3, source_sha256="ab" * 32,
                   source="x = '\u00e9\\n'  # caf\u00e9", started_at="2026-11-28T10:00:00.000001Z",

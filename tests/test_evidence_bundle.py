@@ -110,7 +110,7 @@ def test_the_verifier_refuses_a_bundle_signed_by_a_key_the_auditor_does_not_trus
         exported: tuple[Path, Path, Path], tmp_path: Path, clean_python: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from nbgov.notes import VerifierKey
+    from nbgov.ledger.integrity.notes import VerifierKey
 
     _, bundle, _ = exported
     manifest = json.loads((bundle / "manifest.json").read_text())

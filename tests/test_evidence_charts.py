@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from svg_helpers import NASTY, NS, classes, parse
 
-from nbgov.charts import stacked_bar_chart_svg
+from nbgov.render.charts import stacked_bar_chart_svg
 
 
 def bars(root: ET.Element) -> list[ET.Element]:

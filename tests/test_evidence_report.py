@@ -20,13 +20,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import nbgov.spool
+import nbgov.ledger.spool
 from helpers import as_user, bias_test, governed_ledger, review_notebook, train_version, write_policy
 from nbgov import events
-from nbgov.access import classify, grant_access
-from nbgov.alerting import raise_alert
-from nbgov.approvals import ApprovalRefused, approve, reject
-from nbgov.evaluations import drift
+from nbgov.alerts.raising import raise_alert
+from nbgov.capture.recorder import Recorder, activate, deactivate
 from nbgov.evidence.controls import (
     CONTROLS,
     CRITERIA,
@@ -41,12 +39,14 @@ from nbgov.evidence.controls import (
 from nbgov.evidence.report import render_report
 from nbgov.evidence.tables import EvidenceError, EvidenceTable, evidence_tables
 from nbgov.fingerprint import fingerprint_file
-from nbgov.ledger import Ledger
-from nbgov.recorder import Recorder, activate, deactivate
-from nbgov.registry import grant_role
-from nbgov.risks import record_risk, set_tier
-from nbgov.schedule import add_schedule
-from nbgov.vendors import link_vendor, register_vendor
+from nbgov.governance.access import classify, grant_access
+from nbgov.governance.approvals import ApprovalRefused, approve, reject
+from nbgov.governance.evaluations import drift
+from nbgov.governance.registry import grant_role
+from nbgov.governance.risks import record_risk, set_tier
+from nbgov.governance.vendors import link_vendor, register_vendor
+from nbgov.ledger.facade import Ledger
+from nbgov.reviews.schedules import add_schedule
 
 START, END = dt.date(2026, 2, 1), dt.date(2026, 2, 28)
 NOW = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
@@ -117,7 +117,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     clock = Clock()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NBGOV_KEY_DIR", str(tmp / "keys"))
-        patch.setattr(nbgov.spool, "time", clock)
+        patch.setattr(nbgov.ledger.spool, "time", clock)
         # January: credit@1 trained on declared data, tested, approved; a weekly bias review.
         home, policy_path = governed_ledger(tmp)
         policy = write_policy(tmp)
@@ -553,7 +553,7 @@ def test_documentation_needs_an_evaluation_and_a_check(tmp_path: Path) -> None:
     assert found.gaps == ("credit@1 was not policy-checked in the period", "scorer@1 has no recorded training data",
                           "scorer@1 has no recorded evaluation (metrics) in the period",
                           "scorer@1 was not policy-checked in the period")
-    from nbgov.checks import check_model
+    from nbgov.governance.checks import check_model
 
     check_model(as_user(home, "rita"), "credit@1", policy)
     checked = _assess(home, "model-documentation")

@@ -49,8 +49,7 @@ from referencing import Registry, Resource
 
 from helpers import run_cli, sample_ledger, train_version
 from nbgov import events
-from nbgov.ledger import Ledger
-from nbgov.openlineage import (
+from nbgov.export.openlineage import (
     FACET_SCHEMAS,
     PRODUCER,
     ExportError,
@@ -59,7 +58,8 @@ from nbgov.openlineage import (
     openlineage_events,
     to_jsonl,
 )
-from nbgov.prov import prov_document, to_json
+from nbgov.export.prov import prov_document, to_json
+from nbgov.ledger.facade import Ledger
 
 FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
@@ -471,7 +471,7 @@ def test_export_refuses_bad_input_and_writes_nothing(home: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import warnings
 
-    from nbgov.cli import main
+    from nbgov.cli.main import main
 
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
     sample_ledger(home)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import rfc8785
 
-from nbgov.events import SessionEnded
-from nbgov.ledger import Ledger
+from nbgov.events.catalogue import SessionEnded
+from nbgov.ledger.facade import Ledger
+from nbgov.ledger.spool import list_segments
 from nbgov.settings import resolve_settings
-from nbgov.spool import list_segments
 
 
 def _ledger(home: Path, **settings: object) -> Ledger:

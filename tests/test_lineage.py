@@ -6,7 +6,7 @@ import ast
 
 import pytest
 
-from nbgov.lineage import ProvenanceTracker, analyze_cell
+from nbgov.capture.dataflow import ProvenanceTracker, analyze_cell
 
 
 def flow(source: str):

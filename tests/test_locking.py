@@ -11,8 +11,8 @@ import pytest
 
 from helpers import WORKERS, clean_env, run_cli
 from nbgov.errors import LedgerLocked
-from nbgov.events import SessionEnded
-from nbgov.ledger import Ledger
+from nbgov.events.catalogue import SessionEnded
+from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from IPython.utils.capture import capture_output
 
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 
 @pytest.fixture

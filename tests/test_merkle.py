@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nbgov.merkle import (
+from nbgov.ledger.integrity.merkle import (
     EMPTY_ROOT,
     Frontier,
     ProofError,
@@ -151,7 +151,7 @@ def test_the_frontier_grows_to_the_same_root_without_rebuilding(entries: list[by
 def test_known_small_trees() -> None:
     a, b, c = (leaf_hash(x) for x in (b"a", b"b", b"c"))
     tree = Tree([a, b, c])
-    from nbgov.merkle import node_hash
+    from nbgov.ledger.integrity.merkle import node_hash
 
     assert tree.root(1) == a
     assert tree.root(2) == node_hash(a, b)
@@ -182,8 +182,8 @@ def test_bad_arguments() -> None:
 def test_the_ledger_keeps_its_tree_at_ingest_and_proves_from_it(home: Path) -> None:
     import duckdb
 
-    from nbgov.events import SessionEnded
-    from nbgov.ledger import Ledger
+    from nbgov.events.catalogue import SessionEnded
+    from nbgov.ledger.facade import Ledger
     from nbgov.settings import resolve_settings
 
     ledger = Ledger(settings=resolve_settings({"home": str(home), "ingest_batch_events": 7}))
@@ -217,7 +217,7 @@ def test_the_ledger_keeps_its_tree_at_ingest_and_proves_from_it(home: Path) -> N
         verify_consistency(old, size, tree.root(old), root, proof)
     # The stored tree loaded once into memory (as a bundle uses it) proves the same, and uses the
     # stored subtrees: a wrong stored node would show in its root.
-    from nbgov.merkle_store import loaded_tree
+    from nbgov.ledger.integrity.tree_store import loaded_tree
 
     with reader.reader() as con:
         for part in (1, 7, n // 2, n):
@@ -232,8 +232,8 @@ def test_the_ledger_keeps_its_tree_at_ingest_and_proves_from_it(home: Path) -> N
 
 def test_ledger_proof_arguments_are_checked(home: Path) -> None:
     from nbgov.errors import LedgerError
-    from nbgov.events import SessionEnded
-    from nbgov.ledger import Ledger
+    from nbgov.events.catalogue import SessionEnded
+    from nbgov.ledger.facade import Ledger
 
     ledger = Ledger(home)
     ledger.append(SessionEnded(reason="only"))
@@ -249,8 +249,8 @@ def test_ledger_proof_arguments_are_checked(home: Path) -> None:
 def test_verify_catches_a_changed_merkle_tree(home: Path, change: str) -> None:
     import duckdb
 
-    from nbgov.events import SessionEnded
-    from nbgov.ledger import Ledger
+    from nbgov.events.catalogue import SessionEnded
+    from nbgov.ledger.facade import Ledger
 
     ledger = Ledger(home)
     for i in range(21):

@@ -9,12 +9,12 @@ import duckdb
 import pytest
 
 from helpers import run_cli
-from nbgov import migrations
 from nbgov.errors import NotALedger, SchemaTooNew
-from nbgov.events import SessionEnded
-from nbgov.ledger import Ledger
-from nbgov.merkle import Tree
-from nbgov.merkle_store import LedgerTree
+from nbgov.events.catalogue import SessionEnded
+from nbgov.ledger.facade import Ledger
+from nbgov.ledger.integrity.merkle import Tree
+from nbgov.ledger.integrity.tree_store import LedgerTree
+from nbgov.ledger.schema import migrations
 
 
 def _digest(path: Path) -> str:

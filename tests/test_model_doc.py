@@ -17,8 +17,7 @@ import pytest
 
 from helpers import as_user, bias_test, governed_ledger, run_cli, train_version
 from nbgov import events
-from nbgov.ledger import Ledger
-from nbgov.model_doc import (
+from nbgov.evidence.model_doc import (
     DescriptionError,
     ModelDocument,
     describe_model,
@@ -26,8 +25,9 @@ from nbgov.model_doc import (
     render_html,
     render_markdown,
 )
-from nbgov.policy import load_policy
-from nbgov.registry import UnknownModel
+from nbgov.governance.policy import load_policy
+from nbgov.governance.registry import UnknownModel
+from nbgov.ledger.facade import Ledger
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -70,8 +70,8 @@ def _drift_test(home: Path, ref: str) -> None:
     import numpy as np
     import pandas as pd
 
-    from nbgov.evaluations import drift
-    from nbgov.recorder import Recorder, activate, deactivate
+    from nbgov.capture.recorder import Recorder, activate, deactivate
+    from nbgov.governance.evaluations import drift
 
     rng = np.random.default_rng(7)
     reference = pd.DataFrame({"income": rng.normal(0, 1, 400)})
@@ -89,10 +89,10 @@ def _drift_test(home: Path, ref: str) -> None:
 def documented(tmp_path: Path) -> tuple[Path, Path]:
     """credit@1 (governed_ledger) described, its data classified, a risk, a tier, a linked vendor,
     a review run and rita's signed approval, then a drift test that found drift."""
-    from nbgov.access import classify
-    from nbgov.approvals import approve
-    from nbgov.risks import record_risk, set_tier
-    from nbgov.vendors import link_vendor, register_vendor
+    from nbgov.governance.access import classify
+    from nbgov.governance.approvals import approve
+    from nbgov.governance.risks import record_risk, set_tier
+    from nbgov.governance.vendors import link_vendor, register_vendor
 
     home, policy = governed_ledger(tmp_path)
     ana = as_user(home, "ana")
@@ -285,7 +285,7 @@ def test_describe_refuses_bad_input_and_records_nothing(tmp_path: Path) -> None:
 
 
 def test_hostile_text_is_escaped(tmp_path: Path) -> None:
-    from nbgov.risks import record_risk
+    from nbgov.governance.risks import record_risk
 
     home, _ = governed_ledger(tmp_path)
     ana = as_user(home, "ana")
@@ -330,7 +330,7 @@ def test_an_approval_whose_signature_does_not_verify_is_shown_and_is_a_gap(tmp_p
 
 def test_the_top_level_function_describes_through_the_session(tmp_path: Path) -> None:
     import nbgov
-    from nbgov.recorder import Recorder, activate, deactivate
+    from nbgov.capture.recorder import Recorder, activate, deactivate
 
     home, _ = governed_ledger(tmp_path)
     recorder = Recorder(as_user(home, "ana"), flush_interval=0)
@@ -378,7 +378,7 @@ def test_the_cli_describes_and_writes_the_page(documented: tuple[Path, Path], tm
 @pytest.mark.slow
 def test_the_page_of_the_example_notebooks_model(tmp_path: Path) -> None:
     """The HMDA lineage example run for real (about 10 s; the governance example is far slower)."""
-    from nbgov.notebooks import execute_notebook
+    from nbgov.reviews.execution import execute_notebook
 
     example = Path(__file__).parents[1] / "example_notebooks" / "hmda_lineage.ipynb"
     home, work = tmp_path / "ledger", tmp_path / "work-dir"

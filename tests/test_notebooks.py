@@ -13,8 +13,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from helpers import WORKERS, clean_env, run_cli
-from nbgov.ledger import Ledger
-from nbgov.notebooks import execute_notebook
+from nbgov.ledger.facade import Ledger
+from nbgov.reviews.execution import execute_notebook
 
 EXAMPLES = Path(__file__).parents[1] / "example_notebooks"
 
@@ -58,7 +58,7 @@ def test_the_example_notebook_end_to_end(tmp_path: Path) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from nbgov.models import to_json_value
+    from nbgov.capture.estimators import to_json_value
 
     model = ledger.query("SELECT * FROM models").iloc[0]
     assert (model["model"], model["version"], model["name_source"]) == ("hmda_denial", 1, "%%nbgov train")

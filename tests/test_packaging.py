@@ -60,7 +60,7 @@ def test_duckdb_is_pinned_to_the_1_5_series() -> None:
 
 
 def test_extension_autoinstall_is_off(tmp_path: Path) -> None:
-    from nbgov.ledger import Ledger
+    from nbgov.ledger.facade import Ledger
 
     ledger = Ledger.init(tmp_path / "l")
     with ledger._store.read() as con:

@@ -10,8 +10,8 @@ import pytest
 
 from helpers import run_cli
 from nbgov.canonical import encode
-from nbgov.ledger import Ledger
-from nbgov.policy import Policy, PolicyError, load_policy, policy_template, record_policy
+from nbgov.governance.policy import Policy, PolicyError, load_policy, policy_template, record_policy
+from nbgov.ledger.facade import Ledger
 
 
 def test_the_template_is_the_documented_defaults(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 README = Path(__file__).parents[1] / "README.md"
 

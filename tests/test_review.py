@@ -12,8 +12,8 @@ import nbformat
 import pytest
 
 from helpers import clean_env, review_notebook, run_cli
-from nbgov.ledger import Ledger
-from nbgov.review import ReviewError, run_review
+from nbgov.ledger.facade import Ledger
+from nbgov.reviews.runs import ReviewError, run_review
 
 
 @pytest.fixture

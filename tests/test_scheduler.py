@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from helpers import clean_env, review_notebook, run_cli, wait_for
-from nbgov.alerting import raise_alert, retry_alerts
-from nbgov.alerts import AlertConfig, LoadedAlerts
-from nbgov.cron import CronError
-from nbgov.ledger import Ledger
-from nbgov.review import ReviewError
-from nbgov.schedule import ScheduleError, add_schedule, list_schedules, remove_schedule
-from nbgov.scheduler import FixedClock, Scheduler
+from nbgov.alerts.raising import raise_alert, retry_alerts
+from nbgov.alerts.sinks import AlertConfig, LoadedAlerts
+from nbgov.ledger.facade import Ledger
+from nbgov.reviews.cron import CronError
+from nbgov.reviews.runs import ReviewError
+from nbgov.reviews.scheduler import FixedClock, Scheduler
+from nbgov.reviews.schedules import ScheduleError, add_schedule, list_schedules, remove_schedule
 
 UTC = dt.UTC
 

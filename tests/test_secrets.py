@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 # Fabricated, but in the real formats (lengths, prefixes, alphabets).
 SECRETS = {

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from nbgov.errors import InvalidPayload
-from nbgov.events import Correction, SessionEnded
+from nbgov.events.catalogue import Correction, SessionEnded
 from nbgov.identity import Actor
-from nbgov.spool import SegmentCursor, SpoolWriter, list_segments, read_segment, writer_alive
+from nbgov.ledger.spool import SegmentCursor, SpoolWriter, list_segments, read_segment, writer_alive
 
 ACTOR = Actor("ana", "os")
 
@@ -134,7 +134,7 @@ def test_a_rehashed_edit_breaks_the_next_link(tmp_path: Path) -> None:
 def test_write_all_writes_everything_and_reports_errors(tmp_path: Path) -> None:
     import errno
 
-    from nbgov.spool import write_all
+    from nbgov.ledger.spool import write_all
 
     path = tmp_path / "f"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -156,7 +156,7 @@ def test_write_all_writes_everything_and_reports_errors(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_abandons_the_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nbgov.spool as spool
+    import nbgov.ledger.spool as spool
     from nbgov.errors import SpoolError
 
     writer = _writer(tmp_path)

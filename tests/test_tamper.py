@@ -12,7 +12,7 @@ import pytest
 
 from helpers import rewrite_history, run_cli
 from nbgov import events
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
 
 EVENTS = 3000
@@ -103,8 +103,8 @@ def test_inserting_an_event(copy: Path) -> None:
 def test_inserting_a_forged_event_with_recomputed_hashes(copy: Path) -> None:
     """A forger who shifts later events and hashes the inserted one correctly is caught where
     the shifted events no longer match their leaves."""
-    from nbgov.chain import chain_hash, leaf_hash
-    from nbgov.events import format_time
+    from nbgov.events.catalogue import format_time
+    from nbgov.ledger.integrity.chain import chain_hash, leaf_hash
 
     con = duckdb.connect(str(copy / "ledger.duckdb"))
     (prev_chain,) = con.execute("SELECT chain_hash FROM event_log WHERE seq = 999").fetchone()
@@ -196,8 +196,8 @@ def test_a_checkpoint_of_another_ledger_is_refused(copy: Path, tmp_path: Path) -
 
 
 def test_an_old_unsigned_head_file_is_still_accepted(copy: Path, tmp_path: Path) -> None:
-    from nbgov.ledger import Ledger as _Ledger
-    from nbgov.verify import write_head_file
+    from nbgov.ledger.facade import Ledger as _Ledger
+    from nbgov.ledger.integrity.verify import write_head_file
 
     head = tmp_path / "head.json"
     write_head_file(_Ledger(copy).head(), head)

@@ -12,9 +12,9 @@ import pytest
 from helpers import WORKERS, clean_env, run_cli, sample_ledger
 from nbgov import events
 from nbgov.errors import ConfigError
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
+from nbgov.ledger.url import parse_ledger_url
 from nbgov.settings import resolve_settings
-from nbgov.team_url import parse_ledger_url
 
 
 def _url(postgres, database: str, data: Path) -> str:  # type: ignore[no-untyped-def]
@@ -203,7 +203,7 @@ def test_a_local_ledger_migrated_to_the_team_backend_verifies_with_its_checkpoin
 def test_commit_conflicts_are_retried_and_other_errors_are_not() -> None:
     import duckdb
 
-    from nbgov.team import retry_conflicts
+    from nbgov.ledger.ducklake import retry_conflicts
 
     calls = []
 
@@ -227,7 +227,7 @@ def test_commit_conflicts_are_retried_and_other_errors_are_not() -> None:
 
 def test_a_query_ingests_only_when_this_host_has_something_pending(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from nbgov.team import nothing_pending
+    from nbgov.ledger.ducklake import nothing_pending
 
     url = _url(postgres, team_database, tmp_path / "data")
     host = tmp_path / "host"

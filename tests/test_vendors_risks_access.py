@@ -11,14 +11,14 @@ import pytest
 
 from helpers import as_user, bias_test, run_cli, train_version, write_policy
 from nbgov import events
-from nbgov.access import AccessError, access_report, classify, grant_access, revoke_access
-from nbgov.approvals import ApprovalRefused, approve
-from nbgov.checks import check_model
 from nbgov.fingerprint import fingerprint_file
-from nbgov.ledger import Ledger
-from nbgov.registry import PermissionDenied, grant_role
-from nbgov.risks import RiskError, record_risk, set_tier
-from nbgov.vendors import VendorError, link_vendor, register_vendor
+from nbgov.governance.access import AccessError, access_report, classify, grant_access, revoke_access
+from nbgov.governance.approvals import ApprovalRefused, approve
+from nbgov.governance.checks import check_model
+from nbgov.governance.registry import PermissionDenied, grant_role
+from nbgov.governance.risks import RiskError, record_risk, set_tier
+from nbgov.governance.vendors import VendorError, link_vendor, register_vendor
+from nbgov.ledger.facade import Ledger
 
 TODAY = dt.date(2026, 11, 28)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from helpers import as_user, bias_test, governed_ledger, train_version, wait_for, write_policy
-from nbgov.ledger import Ledger
-from nbgov.policy import load_policy
+from nbgov.governance.policy import load_policy
+from nbgov.ledger.facade import Ledger
 
 
 @pytest.fixture(autouse=True)
@@ -226,7 +226,7 @@ def test_declaring_nothing_is_refused(shell, tmp_path: Path) -> None:  # type: i
 
 
 def test_lineage_reads_dataset_cell_model_evaluation(shell, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from nbgov.overview import lineage_graph
+    from nbgov.governance.overview import lineage_graph
 
     (tmp_path / "loans.csv").write_text("income,debt,default\n" + "".join(
         f"{i},{(i * 7) % 11},{int(i % 3 == 0)}\n" for i in range(60)))

@@ -26,7 +26,7 @@ from browser import (
 )
 
 from helpers import governed_ledger
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 EXAMPLE = Path(__file__).parents[1] / "example_notebooks" / "review_panel.ipynb"
 

@@ -6,8 +6,8 @@ a picture), Policy (the findings of a check of the chosen version), Approvals (r
 reject), Reviews (review runs, schedules, a quantity over time against its policy limit) and
 Provenance (declare where a dataset this session read came from).
 
-Every action calls the core (:mod:`nbgov.approvals`, :mod:`nbgov.checks`, the recorder's
-``declare_dataset``) and every view reads :mod:`nbgov.overview`: the panel decides nothing itself.
+Every action calls the core (:mod:`nbgov.governance.approvals`, :mod:`nbgov.governance.checks`, the recorder's
+``declare_dataset``) and every view reads :mod:`nbgov.governance.overview`: the panel decides nothing itself.
 An action the core refuses shows the core's message and hint.
 """
 
@@ -53,12 +53,12 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
 
     def __init__(self, model: str | None = None, *, ledger: Any = None, policy: Any = None,
                  shell: Any = None, **kwargs: Any) -> None:
-        from nbgov.recorder import active
+        from nbgov.capture.recorder import active
 
         self.recorder = active() if ledger is None else None
         self._policy_given = policy
         if ledger is None:
-            from nbgov.ledger import Ledger
+            from nbgov.ledger.facade import Ledger
 
             ledger = self.recorder.ledger if self.recorder is not None else Ledger()
         self.ledger = ledger
@@ -146,7 +146,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
             return fn(*args, **kwargs)
 
     def _policy(self) -> Any:
-        from nbgov.policy import LoadedPolicy, load_policy
+        from nbgov.governance.policy import LoadedPolicy, load_policy
 
         if isinstance(self._policy_given, LoadedPolicy):
             return self._policy_given
@@ -158,7 +158,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         return str(value) if value else None
 
     def _choose_model(self, wanted: str | None) -> None:
-        from nbgov.overview import model_refs
+        from nbgov.governance.overview import model_refs
 
         refs = self._query(model_refs, self.ledger)
         self.model.options = [(f"{r['ref']} ({r['state']})", r["ref"]) for r in refs]
@@ -189,7 +189,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         self._guard(self.session_view, self._session_html)
 
     def _session_html(self) -> str:
-        from nbgov.overview import session_summary
+        from nbgov.governance.overview import session_summary
 
         if self.recorder is None:
             return message("nbgov is not recording in this kernel", ok=False,
@@ -226,8 +226,8 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                        hint="fit a model with %load_ext nbgov active; it appears here")
 
     def _lineage_html(self) -> str:
-        from nbgov.drawing import lineage_svg
-        from nbgov.overview import lineage_graph
+        from nbgov.governance.overview import lineage_graph
+        from nbgov.render.svg import lineage_svg
 
         if self.selected is None:
             return self._no_model()
@@ -238,7 +238,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                 f'label.</p><div class="nbgov-scroll nbgov-lineage">{picture}</div>')
 
     def _policy_html(self) -> str:
-        from nbgov.checks import check_model
+        from nbgov.governance.checks import check_model
 
         if self.selected is None:
             return self._no_model()
@@ -255,7 +255,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                                ("message", "finding"), ("remedy", "what to do")], cells={"status": badge}))
 
     def _approvals_html(self) -> str:
-        from nbgov.overview import approval_status
+        from nbgov.governance.overview import approval_status
 
         if self.selected is None:
             return self._no_model()
@@ -273,7 +273,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                                           ("decision", "outcome")], empty="no request recorded"))
 
     def _reviews_html(self) -> str:
-        from nbgov.overview import review_overview
+        from nbgov.governance.overview import review_overview
 
         data = self._query(review_overview, self.ledger, limit=15)
         return ("<h4>Review runs</h4>"
@@ -291,7 +291,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                    if data["missed"] else ""))
 
     def _choose_quantities(self) -> None:
-        from nbgov.overview import metric_choices
+        from nbgov.governance.overview import metric_choices
 
         if self.selected is None:
             self.quantity.options = []
@@ -309,8 +309,8 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         self._guard(self.chart, self._chart_html)
 
     def _chart_html(self) -> str:
-        from nbgov.charts import line_chart_svg
-        from nbgov.overview import metric_series
+        from nbgov.governance.overview import metric_series
+        from nbgov.render.charts import line_chart_svg
 
         if self.selected is None or not self.quantity.value:
             return ""
@@ -332,7 +332,7 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
             self.declare_result.value = message("nbgov is not recording in this kernel", ok=False,
                                                 hint="run %load_ext nbgov first")
             return
-        from nbgov.overview import datasets_read
+        from nbgov.governance.overview import datasets_read
 
         self._columns = self._query(datasets_read, self.ledger, self.recorder.session_id)
         keep = self.dataset.value
@@ -375,27 +375,27 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
         return self.selected
 
     def _record_check(self) -> str:
-        from nbgov.checks import check_model
+        from nbgov.governance.checks import check_model
 
         report = self._query(check_model, self.ledger, self._need_model(), self._policy())
         return f"recorded the check of {report.ref}: {'pass' if report.passed else 'fail'}"
 
     def _request(self) -> str:
-        from nbgov.approvals import request_approval
+        from nbgov.governance.approvals import request_approval
 
         ref = self._need_model()
         self._query(request_approval, self.ledger, ref, note=self.note.value)
         return f"requested approval of {ref}"
 
     def _approve(self) -> str:
-        from nbgov.approvals import approve
+        from nbgov.governance.approvals import approve
 
         result = self._query(approve, self.ledger, self._need_model(), self._policy(),
                              note=self.note.value.strip() or None)
         return str(result)
 
     def _reject(self) -> str:
-        from nbgov.approvals import reject
+        from nbgov.governance.approvals import reject
 
         result = self._query(reject, self.ledger, self._need_model(), self._policy(), reason=self.note.value)
         return str(result)

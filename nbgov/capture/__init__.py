@@ -1,38 +1,7 @@
-"""Automatic capture: reversible patches on data and ML libraries that report to the recorder.
+"""Capture: what a notebook session does, recorded as events as it runs.
 
-:class:`Capture` installs everything on load and removes every patch on unload; modules not yet
-imported are patched the moment they are. The wrappers do nothing but call the original when no
-recorder is active, when nbgov itself is working, or inside another captured call.
+The :class:`~nbgov.capture.recorder.Recorder` is one recording session; the library patches
+(:mod:`~nbgov.capture.dataio`, :mod:`~nbgov.capture.sklearn`, installed by
+:class:`~nbgov.capture.install.Capture`) report reads, writes, fits, predictions and metrics to it;
+:mod:`~nbgov.capture.dataflow` follows values through a cell's names.
 """
-
-from __future__ import annotations
-
-from collections.abc import MutableMapping
-from typing import Any
-
-from nbgov.capture.dataio import install_dataio
-from nbgov.capture.patching import Patches
-from nbgov.capture.sklearn import install_sklearn
-
-__all__ = ["Capture"]
-
-
-class Capture:
-    """The library patches of one recording session."""
-
-    def __init__(self, namespace: MutableMapping[str, Any]) -> None:
-        self.namespace = namespace
-        self.patches = Patches()
-        self.installed = False
-
-    def install(self) -> None:
-        if self.installed:
-            return
-        install_dataio(self.patches)
-        install_sklearn(self.patches, self.namespace)
-        self.patches.rebind(self.namespace)
-        self.installed = True
-
-    def uninstall(self) -> None:
-        self.patches.undo()
-        self.installed = False

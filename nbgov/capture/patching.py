@@ -49,7 +49,7 @@ def reporting(original: Callable[..., Any], hook: str, report: Report) -> Callab
     another captured call. *report* runs under the recorder's guard: a failure is recorded, never
     raised. Exceptions of *original* itself pass through untouched (nothing is reported).
     """
-    from nbgov.recorder import active
+    from nbgov.capture.recorder import active
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

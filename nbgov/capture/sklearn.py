@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from nbgov.capture.patching import Patches, calling, nested, reporting
-from nbgov.recorder import active
+from nbgov.capture.recorder import active
 
 __all__ = ["METRICS", "install_sklearn"]
 

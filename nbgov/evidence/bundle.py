@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from nbgov.errors import NbgovError
-from nbgov.events import format_time
+from nbgov.events.catalogue import format_time
 
 if TYPE_CHECKING:
-    from nbgov.ledger import Ledger
+    from nbgov.ledger.facade import Ledger
 
 __all__ = ["BUNDLE_FORMAT", "BundleResult", "write_bundle"]
 
@@ -98,14 +98,14 @@ def write_bundle(
     NbgovError
         *out* exists and is not an empty directory, cannot be written, or the period is invalid.
     """
-    from nbgov import migrations
-    from nbgov.checkpoints import ledger_keys, ledger_origin, stored_checkpoints
     from nbgov.evidence.controls import VerificationSummary, assess_controls
     from nbgov.evidence.parquet import write_table
     from nbgov.evidence.report import render_report
     from nbgov.evidence.tables import EvidenceError, evidence_tables
-    from nbgov.notes import VerifierKey, parse_checkpoint, sign_note
-    from nbgov.signing import load_or_create_key
+    from nbgov.ledger.integrity.checkpoints import ledger_keys, ledger_origin, stored_checkpoints
+    from nbgov.ledger.integrity.notes import VerifierKey, parse_checkpoint, sign_note
+    from nbgov.ledger.integrity.signing import load_or_create_key
+    from nbgov.ledger.schema import migrations
 
     def step(what: str, done: int = 0, total: int = 1) -> None:
         if progress is not None:
@@ -221,8 +221,8 @@ def write_bundle(
 def _model_pages(ledger: Ledger, tables: Sequence[Any], work: Path,
                  step: Callable[..., None]) -> list[tuple[str, str, str]]:
     """A documentation page for each model version fitted, evaluated or decided in the period."""
-    from nbgov.model_doc import model_document
-    from nbgov.model_doc_render import render_html
+    from nbgov.evidence.model_doc import model_document
+    from nbgov.render.model_page import render_html
 
     refs: set[tuple[str, int]] = set()
     for table in tables:
@@ -252,8 +252,8 @@ def _model_pages(ledger: Ledger, tables: Sequence[Any], work: Path,
 
 def _events_and_proofs(ledger: Ledger, seqs: list[int], size: int,
                        step: Callable[..., None]) -> tuple[pa.Table, list[list[Any]]]:
-    from nbgov.merkle import inclusion_proof
-    from nbgov.merkle_store import loaded_tree
+    from nbgov.ledger.integrity.merkle import inclusion_proof
+    from nbgov.ledger.integrity.tree_store import loaded_tree
 
     with ledger.reader(ingest=False) as con:
         con.register("nbgov_wanted", pa.table({"seq": pa.array(seqs, pa.int64())}))

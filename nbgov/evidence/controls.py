@@ -13,10 +13,10 @@ judges each control over the tables of :func:`nbgov.evidence.tables.evidence_tab
 
 Each assessment lists the evidence found (counts, names, the table and the ``seq`` of example
 rows) and each gap in plain words. Rules are not re-implemented: policy findings come from
-:func:`nbgov.checks.check_model` (run without recording, judged on the period's last day), vendor
-attestations from :func:`nbgov.vendors.attestation_status`, signatures from
-:func:`nbgov.approvals.verify_approvals` (the ``signature_valid`` column), reads without a grant
-from the ``data_access`` view, due review times from :func:`nbgov.cron.occurrences`.
+:func:`nbgov.governance.checks.check_model` (run without recording, judged on the period's last day), vendor
+attestations from :func:`nbgov.governance.vendors.attestation_status`, signatures from
+:func:`nbgov.governance.approvals.verify_approvals` (the ``signature_valid`` column), reads without a grant
+from the ``data_access`` view, due review times from :func:`nbgov.reviews.cron.occurrences`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 from nbgov.errors import NbgovError
 from nbgov.evidence.criteria import CRITERIA, Criterion
 from nbgov.evidence.tables import EvidenceError, EvidenceTable, period_params
-from nbgov.policy import LoadedPolicy, Policy, validate_policy
+from nbgov.governance.policy import LoadedPolicy, Policy, validate_policy
 
 if TYPE_CHECKING:
-    from nbgov.checks import CheckReport
-    from nbgov.ledger import Ledger
-    from nbgov.verify import VerifyReport
+    from nbgov.governance.checks import CheckReport
+    from nbgov.ledger.facade import Ledger
+    from nbgov.ledger.integrity.verify import VerifyReport
 
 __all__ = ["CONTROLS", "CRITERIA", "EVIDENCED", "MISSING", "NOT_ADDRESSED", "NOT_APPLICABLE", "PARTIAL",
            "Assessment", "Control", "ControlReport", "Criterion", "Evidence", "VerificationSummary",
@@ -141,7 +141,8 @@ class VerificationSummary:
     def from_report(cls, report: VerifyReport, ledger_id: str, *, checkpoint_size: int | None = None,
                     checkpoint_origin: str | None = None, checkpoint_root: str | None = None
                     ) -> VerificationSummary:
-        """The summary of a :class:`nbgov.verify.VerifyReport` (and the checkpoint, if any)."""
+        """The summary of a :class:`~nbgov.ledger.integrity.verify.VerifyReport` (and the checkpoint,
+        if any)."""
         first = report.first_problem
         return cls(ledger_id, report.ok, report.events, report.head_seq,
                    None if first is None else first.describe(), checkpoint_size, checkpoint_origin,
@@ -270,7 +271,7 @@ class _Context:
 
     def check(self, ref: str) -> CheckReport:
         """The policy check of a version, judged on the period's last day (not recorded)."""
-        from nbgov.checks import check_model
+        from nbgov.governance.checks import check_model
 
         if ref not in self._checks:
             self._checks[ref] = check_model(self.ledger, ref, self.policy, today=self.end, record=False)
@@ -341,7 +342,7 @@ def _bias_failures(c: _Context, test: dict[str, Any]) -> list[str]:
         return []
     if test["verdict"] == "fail":
         return [str(f.get("message")) for f in json.loads(test["failures"] or "[]")] or ["verdict fail"]
-    from nbgov.evaluations import judge_fairness
+    from nbgov.governance.evaluations import judge_fairness
 
     report = c.ledger.query_arrow("SELECT CAST(payload->'report' AS VARCHAR) AS r FROM events WHERE seq = $s",
                                   {"s": test["seq"]}).table.column("r")[0].as_py()
@@ -353,7 +354,7 @@ def _fitted_refs(c: _Context) -> list[str]:
 
 
 def _provenance(c: _Context) -> _Result:
-    from nbgov.checks import FAIL
+    from nbgov.governance.checks import FAIL
 
     datasets, declared = c.rows("datasets"), c.rows("dataset_declarations")
     evidence, gaps, good = [], [], 0
@@ -519,7 +520,7 @@ def _audit_trail(c: _Context) -> _Result:
 
 
 def _vendors(c: _Context) -> _Result:
-    from nbgov.vendors import attestation_status
+    from nbgov.governance.vendors import attestation_status
 
     links, vendors = c.rows("vendor_links"), {r["vendor"]: r for r in c.rows("vendors")}
     users: dict[str, list[str]] = {}
@@ -599,7 +600,7 @@ def _data_access(c: _Context) -> _Result:
 
 
 def _risks(c: _Context) -> _Result:
-    from nbgov.checks import FAIL, WARN
+    from nbgov.governance.checks import FAIL, WARN
 
     latest: dict[str, str] = {}
     refs = _fitted_refs(c) + [_ref(r) for r in c.approved_in_period()] + c.approved_during()
@@ -624,7 +625,7 @@ def _risks(c: _Context) -> _Result:
 
 
 def _reviews(c: _Context) -> _Result:
-    from nbgov.checks import PASS, WARN
+    from nbgov.governance.checks import PASS, WARN
 
     runs, missed = c.rows("review_runs"), c.rows("missed_runs")
     evidence: list[Evidence] = []
@@ -706,7 +707,7 @@ def _undelivered(c: _Context, evidence: list[Evidence]) -> list[str]:
 def _due_times(c: _Context, gaps: list[str]) -> dict[str, list[dt.datetime]]:
     """Each job's due times in the period (until now), from the schedules in force at each moment;
     a schedule whose times cannot be listed is a gap."""
-    from nbgov.cron import CronError, occurrences
+    from nbgov.reviews.cron import CronError, occurrences
 
     frame = c.ledger.query_arrow(
         "SELECT seq, event_time, change, job, cron, tz, grace_s, effective_from FROM schedule_events "

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
-from nbgov.charts import line_chart_svg, stacked_bar_chart_svg
 from nbgov.evidence.controls import (
     CONTROLS,
     CRITERIA,
@@ -31,6 +30,7 @@ from nbgov.evidence.controls import (
     ControlReport,
 )
 from nbgov.evidence.tables import EvidenceError, EvidenceTable
+from nbgov.render.charts import line_chart_svg, stacked_bar_chart_svg
 
 __all__ = ["render_report"]
 

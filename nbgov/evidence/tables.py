@@ -28,7 +28,7 @@ import pyarrow as pa
 from nbgov.errors import NbgovError
 
 if TYPE_CHECKING:
-    from nbgov.ledger import Ledger
+    from nbgov.ledger.facade import Ledger
 
 __all__ = ["EvidenceError", "EvidenceTable", "evidence_tables", "period_params"]
 
@@ -410,7 +410,7 @@ def evidence_tables(ledger: Ledger, start: dt.date, end: dt.date) -> list[Eviden
     EvidenceError
         The period is not two dates in order.
     """
-    from nbgov.query import check_read_only, run_statements
+    from nbgov.ledger.query import check_read_only, run_statements
 
     params = period_params(start, end)
     results = []
@@ -440,12 +440,13 @@ def _flat(table: pa.Table) -> pa.Table:
 
 
 _SIGNATURE_VALID = ("Ed25519 signature of the signed statement checked against the reviewer's "
-                    "registered key by nbgov.approvals.verify_approvals (NULL for refused attempts)")
+                    "registered key by nbgov.governance.approvals.verify_approvals (NULL for refused "
+                    "attempts)")
 _SIGNATURE_PROBLEM = "why the signature check failed (NULL when it holds or does not apply)"
 
 
 def _with_signatures(ledger: Ledger, data: pa.Table) -> tuple[pa.Table, dict[str, str]]:
-    from nbgov.approvals import verify_approvals
+    from nbgov.governance.approvals import verify_approvals
 
     checks = {check.seq: check for check in verify_approvals(ledger)} if data.num_rows else {}
     seqs = data.column("seq").to_pylist()

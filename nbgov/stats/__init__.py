@@ -2,5 +2,5 @@
 
 :mod:`nbgov.stats.fairness` (group rates, disparities, significance tests) and
 :mod:`nbgov.stats.drift` (KS, chi-square, Wasserstein, Jensen-Shannon, PSI) compute; they record
-nothing. :mod:`nbgov.evaluations` records and judges their results.
+nothing. :mod:`nbgov.governance.evaluations` records and judges their results.
 """

@@ -14,8 +14,8 @@ import sys
 import time
 from contextlib import contextmanager
 
-from nbgov import ingest
-from nbgov.ledger import Ledger
+from nbgov.ledger import ingest
+from nbgov.ledger.facade import Ledger
 
 STAGES = ("after_begin", "after_insert", "before_commit", "after_commit")
 

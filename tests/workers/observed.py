@@ -17,7 +17,7 @@ import runpy
 import sys
 import time
 
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 signals, hold_after, script, args = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 ingests = appends = 0

@@ -10,7 +10,7 @@ home, url, count, actor = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4
 os.environ["NBGOV_ACTOR"] = actor
 
 from nbgov import events  # noqa: E402
-from nbgov.ledger import Ledger  # noqa: E402
+from nbgov.ledger.facade import Ledger  # noqa: E402
 from nbgov.settings import resolve_settings  # noqa: E402
 
 ledger = Ledger(settings=resolve_settings({"home": home, "ledger": url, "ingest_batch_events": 700,

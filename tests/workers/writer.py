@@ -9,7 +9,7 @@ import sys
 import time
 
 from nbgov import events
-from nbgov.ledger import Ledger
+from nbgov.ledger.facade import Ledger
 
 home, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 pause_every = int(sys.argv[4]) if len(sys.argv) > 4 else 0

@@ -1,0 +1,536 @@
+"""The ledger as OpenLineage run events (``nbgov export --format openlineage``).
+
+Each recorded notebook session is one run of a job named after its notebook; each cell execution
+is one run of a job ``<notebook>:cell-<cell id, else execution count>`` whose ``parent`` facet
+points at the session's run. A run's events carry the ledger's own times: a session starts when
+``session_started`` was recorded and ends (COMPLETE, or FAIL/ABORT for a failed or timed-out
+review run) when ``session_ended`` was; a cell starts at its recorded start and ends when its
+``cell_executed`` was recorded (FAIL with the ``errorMessage`` facet when it raised). A session
+with no end recorded yet has a START only; a cell with facts but no ``cell_executed`` yet, one
+RUNNING event.
+
+A cell run's inputs are the datasets it read and, for what it wrote or fitted, the datasets
+upstream of that in nbgov's lineage graph (a model's training data, a written file's sources);
+its outputs are the datasets it wrote and the model versions it fitted. Files are named ``file``
++ absolute path, URLs by scheme and authority + path, and data without a path (a buffer) in the
+export namespace after the run that read it. nbgov's own facts ride in custom facets whose
+schemas are in :data:`FACET_SCHEMAS`: ``nbgov_fingerprint`` (dataset), ``nbgov_model`` (model),
+``nbgov_cell``, ``nbgov_session`` and ``nbgov_metrics`` (run).
+
+Run ids are UUIDs in the version 7 layout, derived from the ledger id, the session or cell and the
+session's recorded start, so exporting the same ledger twice gives the same bytes. This module
+also reads the facts both exports share (:func:`read_facts`, used by :mod:`nbgov.export.prov`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from nbgov._version import __version__
+from nbgov.errors import NbgovError
+
+if TYPE_CHECKING:
+    from nbgov.ledger.facade import Ledger
+
+__all__ = [
+    "FACET_SCHEMAS",
+    "PRODUCER",
+    "RUN_EVENT_SCHEMA",
+    "ExportError",
+    "LedgerFacts",
+    "Period",
+    "dataset_identity",
+    "format_time",
+    "openlineage_events",
+    "read_facts",
+    "to_jsonl",
+]
+
+#: The ``producer`` of every event and facet: nbgov and its version.
+PRODUCER = f"urn:nbgov:{__version__}"
+RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+_SPEC = "https://openlineage.io/spec/facets/"
+_PARENT = _SPEC + "1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet"
+_SCHEMA = _SPEC + "1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet"
+_DATASOURCE = _SPEC + "1-0-1/DatasourceDatasetFacet.json#/$defs/DatasourceDatasetFacet"
+_VERSION = _SPEC + "1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet"
+_ERROR = _SPEC + "1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
+_JOB_TYPE = _SPEC + "2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"
+_SOURCE_CODE = _SPEC + "1-0-1/SourceCodeJobFacet.json#/$defs/SourceCodeJobFacet"
+_CUSTOM = "urn:nbgov:openlineage:facets:1-0-0:"
+_OBJECT_STORES = ("s3", "s3a", "s3n", "gs", "gcs")
+
+
+class ExportError(NbgovError):
+    """An export cannot be made as asked (a bad period, an unwritable destination)."""
+
+
+# -- custom facet schemas -------------------------------------------------------------------------
+
+
+def _facet_schema(name: str, key: str, properties: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:
+    base = {"_producer": {"type": "string", "format": "uri"},
+            "_schemaURL": {"type": "string", "format": "uri"}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{_CUSTOM}{name}.json",
+        "$defs": {name: {"type": "object", "properties": {**base, **properties},
+                         "required": ["_producer", "_schemaURL", *required],
+                         "additionalProperties": False}},
+        "type": "object",
+        "properties": {key: {"$ref": f"#/$defs/{name}"}},
+    }
+
+
+_STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_WHERE = {"seq": _INT, "eventId": _STR}  # the ledger event a facet comes from
+_FACET_DEFS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    "nbgov_fingerprint": ("NbgovFingerprintDatasetFacet", {
+        "algorithm": _STR, "value": _STR, "coverage": _STR, "rows": _INT, "sizeBytes": _INT,
+        "node": _STR, **_WHERE}, ("algorithm", "value")),
+    "nbgov_model": ("NbgovModelDatasetFacet", {
+        "model": _STR, "version": _INT, "estimator": _STR, "params": {"type": "object"},
+        "nSamples": _INT, "nFeatures": _INT, "features": {"type": "array", "items": _STR},
+        "modelFingerprint": _STR, "trainingData": {"type": "object"}, "node": _STR, **_WHERE},
+        ("model", "version", "estimator", "params")),
+    "nbgov_cell": ("NbgovCellRunFacet", {
+        "node": _STR, "sessionId": _STR, "cellId": _STR, "executionCount": _INT, "sourceSha256": _STR,
+        "durationUs": _INT, "ok": _BOOL, "errorType": _STR, "actor": _STR, **_WHERE}, ("node",)),
+    "nbgov_session": ("NbgovSessionRunFacet", {
+        "sessionId": _STR, "notebook": _STR, "notebookSha256": _STR, "host": _STR, "python": _STR,
+        "kernelId": _STR, "gitCommit": _STR, "gitDirty": _BOOL, "packagesSha256": _STR,
+        "nbgovVersion": _STR, "actor": _STR, "actorSource": _STR, "endReason": _STR, "cells": _INT,
+        "reviewRunId": _STR, "reviewStatus": _STR, **_WHERE}, ("sessionId",)),
+    "nbgov_metrics": ("NbgovMetricsRunFacet", {
+        "evaluations": {"type": "array", "items": {
+            "type": "object", "required": ["metrics"], "additionalProperties": False,
+            "properties": {"model": _STR, "version": _INT, "metrics": {"type": "object"},
+                           "dataset": _STR, "via": _STR, **_WHERE}}}}, ("evaluations",)),
+}
+#: JSON Schemas of nbgov's custom facets, keyed by ``$id`` (each facet's ``_schemaURL`` points in).
+FACET_SCHEMAS: dict[str, dict[str, Any]] = {
+    schema["$id"]: schema
+    for key, (name, props, required) in _FACET_DEFS.items()
+    for schema in [_facet_schema(name, key, props, required)]
+}
+_URLS = {key: f"{_CUSTOM}{name}.json#/$defs/{name}" for key, (name, _, _) in _FACET_DEFS.items()}
+
+
+def _facet(url: str, **fields: Any) -> dict[str, Any]:
+    return {"_producer": PRODUCER, "_schemaURL": url, **{k: v for k, v in fields.items() if v is not None}}
+
+
+def _job_type(kind: str) -> dict[str, Any]:
+    return _facet(_JOB_TYPE, processingType="BATCH", integration="NBGOV", jobType=kind)
+
+
+# -- the period -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole UTC days from ``start`` to ``end``, both included; None leaves that side open."""
+
+    start: date | None = None
+    end: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.start and self.end and self.start > self.end:
+            raise ExportError(f"the period starts ({self.start}) after it ends ({self.end})",
+                              hint="give --from on or before --to")
+
+    @classmethod
+    def parse(cls, start: str | None, end: str | None) -> Period:
+        """A period from ``YYYY-MM-DD`` texts (``--from`` and ``--to``)."""
+        return cls(_day(start, "--from"), _day(end, "--to"))
+
+    def contains(self, when: datetime) -> bool:
+        if self.start and when < datetime.combine(self.start, time(), UTC):
+            return False
+        return not (self.end and when >= datetime.combine(self.end + timedelta(days=1), time(), UTC))
+
+
+def _day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise ExportError(f"{option} {text!r} is not a date", hint="write dates as YYYY-MM-DD, in UTC")
+
+
+def format_time(when: datetime) -> str:
+    """A recorded time as RFC 3339 in UTC with microseconds (``2026-01-01T09:30:00.000000Z``)."""
+    when = when.astimezone(UTC)
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{when.microsecond:06d}Z"
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+# -- reading the ledger ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerFacts:
+    """What both exports are built from: rows of the documented views, in ledger order, each with
+    the ``event_id`` of its event (and the ``cell_run`` it happened in, where that matters)."""
+
+    ledger_id: str
+    sessions: list[dict[str, Any]]
+    cells: list[dict[str, Any]]
+    datasets: list[dict[str, Any]]
+    models: list[dict[str, Any]]
+    evaluations: list[dict[str, Any]]
+    reviews: list[dict[str, Any]]
+    upstream: dict[str, list[str]]  # model and written-dataset node -> dataset nodes upstream
+
+    def dataset_rows(self) -> dict[str, dict[str, Any]]:
+        """The latest dataset event of each dataset node."""
+        return {row["dataset_node"]: row for row in self.datasets if row["dataset_node"]}
+
+
+def _rows(ledger: Ledger, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = ledger.query_arrow(sql, params).table.to_pylist()
+    return rows
+
+
+def _json(text: Any) -> Any:
+    return json.loads(text) if isinstance(text, str) else text
+
+
+# Each relation as one list of row structs, so that one query (one connection) reads them all.
+_FACT_QUERIES = {
+    "sessions": """SELECT s.* REPLACE (coalesce(s.notebook, e.session->>'notebook') AS notebook),
+                          e.event_id, e.session->>'run_id' AS run_id
+                   FROM sessions s JOIN events e ON e.seq = s.seq""",
+    "cells": "SELECT c.*, e.event_id FROM cells c JOIN events e ON e.seq = c.seq",
+    "datasets": """SELECT d.*, e.event_id, e.session->>'cell_run' AS cell_run
+                   FROM datasets d JOIN events e ON e.seq = d.seq""",
+    "models": "SELECT m.*, e.event_id FROM models m JOIN events e ON e.seq = m.seq",
+    "metrics": """SELECT m.seq, m.event_time, m.model, m.version, m.metric, m.value_json, m.dataset,
+                         m.via, m.node, m.session_id, m.actor, e.event_id,
+                         e.session->>'cell_run' AS cell_run
+                  FROM metrics m JOIN events e ON e.seq = m.seq""",
+    "reviews": "SELECT r.*, e.event_id FROM review_runs r JOIN events e ON e.seq = r.seq",
+}
+_FACTS_SQL = "SELECT (SELECT value FROM ledger_meta WHERE key = 'ledger_id') AS ledger_id, " + ", ".join(
+    f"(SELECT list(t ORDER BY t.seq) FROM ({sql}) t) AS {name}" for name, sql in _FACT_QUERIES.items())
+
+
+def read_facts(ledger: Ledger) -> LedgerFacts:
+    """Read sessions, cells, dataset reads and writes, models, evaluations and review runs."""
+    (found,) = _rows(ledger, _FACTS_SQL)
+    sessions, cells, datasets, models, metrics, reviews = (found[name] or [] for name in _FACT_QUERIES)
+    for row in datasets:
+        row["columns"] = _json(row["columns"])
+    for row in models:
+        row["params"], row["training_data"] = _json(row["params"]), _json(row["training_data"])
+    evaluations: dict[int, dict[str, Any]] = {}
+    for row in metrics:
+        evaluation = evaluations.setdefault(row["seq"], {**row, "metrics": {}})
+        evaluation["metrics"][row["metric"]] = _json(row["value_json"])
+    for evaluation in evaluations.values():
+        del evaluation["metric"], evaluation["value_json"]
+    nodes = [m["node"] for m in models] + [d["dataset_node"] for d in datasets if d["direction"] == "write"]
+    return LedgerFacts(found["ledger_id"] or "", sessions, cells, datasets, models,
+                       list(evaluations.values()), reviews, _upstream_datasets(ledger, nodes))
+
+
+def _upstream_datasets(ledger: Ledger, nodes: Iterable[str]) -> dict[str, list[str]]:
+    """For each node, the dataset nodes upstream of it (``lineage_upstream``), 200 per query."""
+    wanted = sorted(set(nodes))
+    found: dict[str, list[str]] = {node: [] for node in wanted}
+    for first in range(0, len(wanted), 200):
+        chunk = wanted[first:first + 200]
+        sql = " UNION ALL ".join(
+            f"SELECT $n{i} AS start, node FROM lineage_upstream($n{i}) "
+            f"WHERE kind = 'dataset' AND node <> $n{i}" for i in range(len(chunk)))
+        for row in _rows(ledger, f"SELECT * FROM ({sql}) ORDER BY start, node",
+                         {f"n{i}": node for i, node in enumerate(chunk)}):
+            found[row["start"]].append(row["node"])
+    return found
+
+
+# -- naming ---------------------------------------------------------------------------------------
+
+
+def dataset_identity(path: str, namespace: str = "nbgov", place: str = "") -> tuple[str, str, str | None]:
+    """The OpenLineage (namespace, name) of a dataset and its location URI, if it has one.
+
+    A file is ``file`` + its path (absolute, as nbgov records it); a URL is
+    ``scheme://authority`` + its path (an object store's key without the leading slash); data
+    without a path (nbgov records ``<BytesIO>`` and the like) is named in *namespace* after the
+    run that read or wrote it (*place*), ``data/<place>/<what>``.
+    """
+    parts = urlsplit(path)
+    if parts.scheme and parts.netloc:
+        name = parts.path.lstrip("/") if parts.scheme in _OBJECT_STORES else parts.path or "/"
+        return f"{parts.scheme}://{parts.netloc}", name, path
+    if not path or (path.startswith("<") and path.endswith(">")):
+        return namespace, f"data/{place}/{path or '<unnamed>'}", None
+    return "file", path, Path(path).as_uri() if path.startswith("/") else None
+
+
+def _uuid7(when: datetime, *key: str) -> str:
+    """A UUID in the version 7 layout: *when* in its 48-bit time field, the rest from *key*."""
+    millis = max(0, min(int(when.timestamp() * 1000), 2**48 - 1))
+    bits = int.from_bytes(hashlib.sha256("\x1f".join(key).encode()).digest()[:10], "big")
+    value = (millis << 80) | (0x7 << 76) | ((bits >> 62 & 0xFFF) << 64) | (0b10 << 62) | (bits & (2**62 - 1))
+    return str(uuid.UUID(int=value))
+
+
+def _columns(columns: Any) -> list[dict[str, str]]:
+    fields = []
+    for column in columns or []:
+        if isinstance(column, list) and column:
+            fields.append({"name": str(column[0]), **({"type": str(column[1])} if len(column) > 1 else {})})
+        elif isinstance(column, str):
+            fields.append({"name": column})
+    return fields
+
+
+# -- building the events --------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """What one run (a session, or a cell execution) read, wrote, fitted and evaluated."""
+
+    session_id: str
+    node: str | None = None  # the cell node; None for the session's own run
+    reads: list[dict[str, Any]] | None = None
+    writes: list[dict[str, Any]] | None = None
+    models: list[dict[str, Any]] | None = None
+    evaluations: list[dict[str, Any]] | None = None
+    last: datetime | None = None
+
+    def add(self, kind: str, row: dict[str, Any]) -> None:
+        items = getattr(self, kind) or []
+        items.append(row)
+        setattr(self, kind, items)
+        self.last = max(self.last, row["event_time"]) if self.last else row["event_time"]
+
+
+class _Builder:
+    def __init__(self, facts: LedgerFacts, namespace: str) -> None:
+        self.facts, self.ns = facts, namespace
+        self.sessions = {s["session_id"]: s for s in facts.sessions}
+        self.cells = {c["node"]: c for c in facts.cells}
+        self.reviews = {r["run_id"]: r for r in facts.reviews}
+        self.by_node = facts.dataset_rows()
+        self.notebooks: dict[str, str] = {}
+        self.starts: dict[str, datetime] = {}
+        for row in [*facts.sessions, *facts.cells, *facts.datasets, *facts.models, *facts.evaluations]:
+            sid = row["session_id"]
+            if sid is None:
+                continue
+            if row.get("notebook"):
+                self.notebooks.setdefault(sid, row["notebook"])
+            when = row.get("started_at") if "ended_at" in row else row["event_time"]
+            if isinstance(when, datetime) and (sid not in self.starts or when < self.starts[sid]):
+                self.starts[sid] = when
+        self.runs: dict[tuple[str, str | None], _Run] = {}
+        for sid in self.sessions:
+            self._run(sid, None)
+        for cell in facts.cells:
+            if cell["session_id"] is not None:
+                self._run(cell["session_id"], cell["node"])
+        # Facts recorded outside any session (none are, in notebooks) belong to no run.
+        for row in facts.datasets:
+            if row["session_id"] is not None:
+                kind = "reads" if row["direction"] == "read" else "writes"
+                self._run(row["session_id"], row["cell_run"]).add(kind, row)
+        for row in facts.models:
+            if row["session_id"] is not None:
+                self._run(row["session_id"], row["cell_node"]).add("models", row)
+        for row in facts.evaluations:
+            if row["session_id"] is not None:
+                self._run(row["session_id"], row["cell_run"]).add("evaluations", row)
+
+    def _run(self, session_id: str, node: str | None) -> _Run:
+        return self.runs.setdefault((session_id, node), _Run(session_id, node))
+
+    # -- identities
+
+    def session_job(self, sid: str) -> str:
+        return self.notebooks.get(sid) or f"session-{sid}"
+
+    def run_id(self, sid: str, node: str | None) -> str:
+        start = self.starts.get(sid, datetime.fromtimestamp(0, UTC))
+        return _uuid7(start, self.facts.ledger_id, sid, node or "")
+
+    def cell_job(self, run: _Run) -> str:
+        cell = self.cells.get(run.node or "")
+        ident = (cell and (cell["cell_id"] or cell["execution_count"])) or (run.node or "").rsplit(":", 1)[-1]
+        return f"{self.session_job(run.session_id)}:cell-{ident}"
+
+    # -- datasets
+
+    def dataset(self, row: dict[str, Any]) -> dict[str, Any]:
+        place = row["cell_run"] or row["session_id"] or row["event_id"]
+        namespace, name, uri = dataset_identity(row["path"] or "", self.ns, place)
+        facets = {"dataSource": _facet(_DATASOURCE, name=namespace, uri=uri)}
+        if fields := _columns(row["columns"]):
+            facets["schema"] = _facet(_SCHEMA, fields=fields)
+        if row["fingerprint"]:
+            facets["nbgov_fingerprint"] = _facet(
+                _URLS["nbgov_fingerprint"], algorithm=row["algorithm"], value=row["fingerprint"],
+                coverage=row["coverage"], rows=row["rows"], sizeBytes=row["size_bytes"],
+                node=row["dataset_node"], seq=row["seq"], eventId=row["event_id"])
+        return {"namespace": namespace, "name": name, "facets": facets}
+
+    def model(self, row: dict[str, Any]) -> dict[str, Any]:
+        facet = _facet(_URLS["nbgov_model"], model=row["model"], version=row["version"],
+                       estimator=row["estimator"], params=row["params"], nSamples=row["n_samples"],
+                       nFeatures=row["n_features"], features=row["features"],
+                       modelFingerprint=row["model_fingerprint"], trainingData=row["training_data"],
+                       node=row["node"], seq=row["seq"], eventId=row["event_id"])
+        version = _facet(_VERSION, datasetVersion=str(row["version"]))
+        return {"namespace": self.ns, "name": f"models/{row['model']}",
+                "facets": {"version": version, "nbgov_model": facet}}
+
+    def inputs(self, run: _Run) -> list[dict[str, Any]]:
+        rows = list(run.reads or [])
+        made = [m["node"] for m in run.models or []] + [w["dataset_node"] for w in run.writes or []]
+        for node in made:
+            rows += [self.by_node[n] for n in self.facts.upstream.get(node, []) if n in self.by_node]
+        return _unique(self.dataset(row) for row in rows)
+
+    def outputs(self, run: _Run) -> list[dict[str, Any]]:
+        return _unique([*(self.dataset(row) for row in run.writes or []),
+                        *(self.model(row) for row in run.models or [])])
+
+    def metrics(self, run: _Run) -> dict[str, Any]:
+        if not run.evaluations:
+            return {}
+        items = [{k: v for k, v in {"model": e["model"], "version": e["version"], "metrics": e["metrics"],
+                                    "dataset": e["dataset"], "via": e["via"], "seq": e["seq"],
+                                    "eventId": e["event_id"]}.items() if v is not None}
+                 for e in run.evaluations]
+        return {"nbgov_metrics": _facet(_URLS["nbgov_metrics"], evaluations=items)}
+
+    # -- events
+
+    def event(self, kind: str, when: datetime, run: _Run, run_facets: dict[str, Any], job: str,
+              job_facets: dict[str, Any], *, data: bool) -> tuple[datetime, int, dict[str, Any]]:
+        event = {"eventType": kind, "eventTime": format_time(when), "producer": PRODUCER,
+                 "schemaURL": RUN_EVENT_SCHEMA,
+                 "run": {"runId": self.run_id(run.session_id, run.node), "facets": run_facets},
+                 "job": {"namespace": self.ns, "name": job, "facets": job_facets},
+                 "inputs": self.inputs(run) if data else [], "outputs": self.outputs(run) if data else []}
+        phase = {"START": 0, "RUNNING": 1}.get(kind, 2)
+        return when, phase, event
+
+    def session_events(self, run: _Run) -> list[tuple[datetime, int, dict[str, Any]]]:
+        sid, session = run.session_id, self.sessions.get(run.session_id)
+        job = self.session_job(sid)
+        job_facets = {"jobType": _job_type("NOTEBOOK")}
+        has_data = bool(run.reads or run.writes or run.models)
+        if session is None:
+            return [self.event("RUNNING", run.last, run, self.metrics(run), job, job_facets, data=True)
+                    ] if run.last and (has_data or run.evaluations) else []
+        review = self.reviews.get(session["run_id"]) if session["run_id"] else None
+        facet = _facet(_URLS["nbgov_session"], sessionId=sid, notebook=session["notebook"],
+                       notebookSha256=session["notebook_sha256"], host=session["host"],
+                       python=session["python"], kernelId=session["kernel_id"],
+                       gitCommit=session["git_commit"], gitDirty=session["git_dirty"],
+                       packagesSha256=session["packages_sha256"], nbgovVersion=session["nbgov_version"],
+                       actor=session["actor"], actorSource=session["actor_source"],
+                       reviewRunId=session["run_id"], seq=session["seq"], eventId=session["event_id"])
+        events = [self.event("START", session["started_at"], run, {"nbgov_session": facet}, job, job_facets,
+                             data=False)]
+        ended = session["ended_at"] or (review and review["finished_at"])
+        if not ended:
+            if has_data or run.evaluations:
+                facets = {"nbgov_session": facet, **self.metrics(run)}
+                events.append(self.event("RUNNING", run.last or session["started_at"], run, facets, job,
+                                         job_facets, data=True))
+            return events
+        status = review["status"] if review else None
+        kind = {"failed": "FAIL", "kernel_died": "FAIL", "timed_out": "ABORT"}.get(status or "", "COMPLETE")
+        ending = {"endReason": session["end_reason"], "cells": session["cells"], "reviewStatus": status}
+        end_facet = {**facet, **{k: v for k, v in ending.items() if v is not None}}
+        facets = {"nbgov_session": end_facet, **self.metrics(run)}
+        if kind != "COMPLETE" and review:
+            message = ": ".join(str(p) for p in (review["error_type"], review["error_message"]) if p)
+            facets["errorMessage"] = _facet(_ERROR, message=message or f"review run {status}",
+                                            programmingLanguage="python")
+        events.append(self.event(kind, ended, run, facets, job, job_facets, data=True))
+        return events
+
+    def cell_events(self, run: _Run) -> list[tuple[datetime, int, dict[str, Any]]]:
+        sid = run.session_id
+        parent = {"parent": _facet(_PARENT, run={"runId": self.run_id(sid, None)},
+                                   job={"namespace": self.ns, "name": self.session_job(sid)})}
+        job, cell = self.cell_job(run), self.cells.get(run.node or "")
+        job_facets: dict[str, Any] = {"jobType": _job_type("CELL")}
+        if cell is None:
+            assert run.last is not None
+            running = {**parent, **self.metrics(run)}
+            return [self.event("RUNNING", run.last, run, running, job, job_facets, data=True)]
+        job_facets["sourceCode"] = _facet(_SOURCE_CODE, language="python", sourceCode=cell["source"])
+        facet = {"nbgov_cell": _facet(
+            _URLS["nbgov_cell"], node=cell["node"], sessionId=sid, cellId=cell["cell_id"],
+            executionCount=cell["execution_count"], sourceSha256=cell["source_sha256"],
+            durationUs=cell["duration_us"], ok=cell["ok"], errorType=cell["error_type"],
+            actor=cell["actor"], seq=cell["seq"], eventId=cell["event_id"])}
+        end: dict[str, Any] = {**parent, **facet, **self.metrics(run)}
+        if not cell["ok"]:
+            message = f"the cell raised {cell['error_type'] or 'an error'}"
+            end["errorMessage"] = _facet(_ERROR, message=message, programmingLanguage="python")
+        start = {**parent, **facet}
+        return [self.event("START", _parse_time(cell["started_at"]), run, start, job, job_facets, data=False),
+                self.event("COMPLETE" if cell["ok"] else "FAIL", cell["event_time"], run, end, job,
+                           job_facets, data=True)]
+
+    def all_events(self) -> list[tuple[datetime, int, dict[str, Any]]]:
+        events = []
+        for (_, node), run in sorted(self.runs.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+            events += self.cell_events(run) if node else self.session_events(run)
+        return events
+
+
+def _unique(datasets: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (namespace, name), the last one seen winning, in first-seen order."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for dataset in datasets:
+        found[(dataset["namespace"], dataset["name"])] = dataset
+    return list(found.values())
+
+
+def openlineage_events(ledger: Ledger, period: Period | None = None, *,
+                       namespace: str = "nbgov") -> list[dict[str, Any]]:
+    """The ledger's sessions and cell executions as OpenLineage RunEvents, oldest first.
+
+    Parameters
+    ----------
+    ledger
+        The ledger to read (through its SQL views only).
+    period
+        Keep only the events whose ``eventTime`` falls in it (default: everything).
+    namespace
+        The job namespace, also used for models and for data without a path.
+    """
+    period = period or Period()
+    built = _Builder(read_facts(ledger), namespace).all_events()
+    ordered = sorted(built, key=lambda i: (i[0], i[1], i[2]["job"]["name"], i[2]["run"]["runId"]))
+    return [event for when, _, event in ordered if period.contains(when)]
+
+
+def to_jsonl(events: Iterable[dict[str, Any]]) -> str:
+    """JSON Lines, one event per line (the form of OpenLineage's file transport)."""
+    return "".join(json.dumps(e, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+                   for e in events)

@@ -1,0 +1,337 @@
+"""Bias and drift tests that are recorded, attributed to a model version and judged by policy.
+
+``nbgov.fairness(...)`` and ``nbgov.drift(...)`` compute the statistics (:mod:`nbgov.stats`),
+judge them against the policy in force (when there is one), and record a ``fairness_evaluated``
+or ``drift_evaluated`` event with the model version, the data's fingerprints and the policy's
+SHA-256. Predictions of a captured model are attributed to its version automatically; otherwise
+name it with ``model=``.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from nbgov.capture.estimators import ModelRef
+from nbgov.errors import NbgovError
+from nbgov.events.catalogue import DriftEvaluated, FairnessEvaluated
+from nbgov.fingerprint import fingerprint_object
+from nbgov.governance.policy import FairnessRules, LoadedPolicy, load_policy, record_policy
+from nbgov.stats import drift as drift_stats
+from nbgov.stats import fairness as fairness_stats
+
+if TYPE_CHECKING:
+    from nbgov.capture.recorder import Recorder
+
+__all__ = ["Evaluation", "EvaluationError", "drift", "fairness", "judge_fairness"]
+
+_FAIRNESS_LIMITS = (
+    # (policy key, report key, breached when the value is ...)
+    ("max_demographic_parity_difference", "demographic_parity_difference", "above"),
+    ("min_demographic_parity_ratio", "demographic_parity_ratio", "below"),
+    ("max_equalized_odds_difference", "equalized_odds_difference", "above"),
+    ("max_equal_opportunity_difference", "equal_opportunity_difference", "above"),
+)
+_SELECTION_RULES = {"max_demographic_parity_difference", "min_demographic_parity_ratio"}
+
+
+class EvaluationError(NbgovError):
+    """The inputs of a bias or drift test are not usable (says which and why)."""
+
+
+@dataclass(frozen=True, repr=False)
+class Evaluation:
+    """A recorded, judged bias or drift test.
+
+    ``report`` holds every number (:class:`~nbgov.stats.fairness.FairnessReport` or
+    :class:`~nbgov.stats.drift.DriftReport`); its attributes are also reachable on the evaluation
+    itself (``result.attributes``). ``verdict`` is ``pass`` or ``fail`` against the policy, or
+    ``unjudged`` when no policy is configured; ``failures`` lists the limits breached.
+    """
+
+    kind: str
+    report: Any
+    verdict: str
+    failures: tuple[dict[str, Any], ...]
+    model: str | None
+    version: int | None
+    policy: str | None
+    policy_sha256: str | None
+    event_id: str | None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.report, name)
+
+    def summary(self) -> list[str]:
+        target = f"{self.model}@{self.version}" if self.model else "no model version"
+        judged = (f"against {self.policy} (sha256 {self.policy_sha256[:12]})"
+                  if self.policy_sha256 else "no policy configured")
+        lines = [f"{self.kind} test of {target}: {self.verdict.upper()} ({judged})"]
+        lines += [f"  - {failure['message']}" for failure in self.failures]
+        lines += [f"  note: {note}" for note in self.notes]
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.summary())
+
+    def __repr__(self) -> str:
+        return "\n".join([*self.summary(), self.table().to_string(index=False)])
+
+    def _repr_html_(self) -> str:
+        lines = self.summary()
+        colour = {"pass": "#1a7f37", "fail": "#cf222e"}.get(self.verdict, "#57606a")
+        items = "".join(f"<li>{html.escape(line.strip(' -'))}</li>" for line in lines[1:])
+        table = self.table().to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
+        return (f"<div><b style='color:{colour}'>{html.escape(lines[0])}</b>"
+                f"<ul>{items}</ul>{table}</div>")
+
+    def table(self) -> pd.DataFrame:
+        """The headline numbers as a table (per attribute, or per feature)."""
+        if self.kind == "fairness":
+            return pd.DataFrame([{
+                "attribute": a.attribute, "groups": len(a.groups_compared),
+                "excluded": len(a.groups_excluded),
+                "dp_difference": a.demographic_parity_difference,
+                "dp_ratio": a.demographic_parity_ratio, "four_fifths_violated": a.four_fifths_violated,
+                "equalized_odds_difference": a.equalized_odds_difference,
+                "equal_opportunity_difference": a.equal_opportunity_difference,
+                "significant_gaps": sum(c.significant for c in a.comparisons),
+            } for a in self.report.attributes])
+        rows = [{
+            "feature": f.feature, "test": f.test, "p_value": f.p_value,
+            "effect": f.effect_size_name, "effect_size": f.effect_size, "threshold": f.threshold,
+            "decided_by": f.decided_by, "drifted": f.drifted,
+        } for f in self.report.features]
+        if self.report.scores is not None:
+            s = self.report.scores
+            rows.append({"feature": "(scores)", "test": s.test, "p_value": s.p_value, "effect": "psi",
+                         "effect_size": s.psi, "threshold": s.threshold, "decided_by": s.decided_by,
+                         "drifted": s.drifted})
+        return pd.DataFrame(rows)
+
+
+def judge_fairness(report: Mapping[str, Any], rules: FairnessRules) -> list[dict[str, Any]]:
+    """The policy limits a fairness report (as recorded) breaches; empty when it passes."""
+    failures: list[dict[str, Any]] = []
+    attributes = {a["attribute"]: a for a in report.get("attributes", [])}
+    for name in rules.sensitive_features:
+        if name not in attributes:
+            failures.append({
+                "rule": "fairness.sensitive_features", "attribute": name, "value": None, "limit": None,
+                "message": f"the policy requires a bias test over {name!r}; this one covers "
+                           f"{', '.join(attributes) or 'nothing'}"})
+    for attribute in attributes.values():
+        if attribute.get("reason"):
+            if attribute["attribute"] in rules.sensitive_features or not rules.sensitive_features:
+                failures.append({
+                    "rule": "fairness.min_group_size", "attribute": attribute["attribute"],
+                    "value": None, "limit": report.get("min_group_size"),
+                    "message": f"{attribute['attribute']}: disparity not measurable "
+                               f"({attribute['reason']})"})
+            continue
+        significant = any(c.get("significant") for c in attribute.get("comparisons", []))
+        for key, measure, direction in _FAIRNESS_LIMITS:
+            limit = getattr(rules, key)
+            value = attribute.get(measure)
+            if limit is None or value is None:
+                continue
+            breached = value > limit if direction == "above" else value < limit
+            if not breached:
+                continue
+            if rules.significant_only and key in _SELECTION_RULES and not significant:
+                continue
+            word = "above the maximum" if direction == "above" else "below the minimum"
+            failures.append({
+                "rule": f"fairness.{key}", "attribute": attribute["attribute"], "value": value,
+                "limit": limit,
+                "message": f"{attribute['attribute']}: {measure.replace('_', ' ')} {value:.4g} is "
+                           f"{word} {limit:g}"})
+    return failures
+
+
+def _drift_failures(report: Any) -> list[dict[str, Any]]:
+    failures = []
+    for f in report.features:
+        if f.drifted:
+            how = (f"p = {f.p_value:.3g} < {f.test_alpha:.3g}" if f.decided_by == drift_stats.TEST_RULE
+                   else f"{f.effect_size_name} {f.effect_size:.4g} > {f.threshold:g}")
+            failures.append({"rule": "drift", "feature": f.feature, "decided_by": f.decided_by,
+                             "message": f"{f.feature} drifted ({f.test}; {how})"})
+    s = report.scores
+    if s is not None and s.drifted:
+        how = (f"p = {s.p_value:.3g} < {s.test_alpha:.3g}" if s.decided_by == drift_stats.TEST_RULE
+               else f"PSI {s.psi:.4g} > {s.threshold:g}")
+        failures.append({"rule": "drift", "feature": "(scores)", "decided_by": s.decided_by,
+                         "message": f"model scores drifted ({how})"})
+    return failures
+
+
+def _policy(policy: LoadedPolicy | str | os.PathLike[str] | None) -> LoadedPolicy | None:
+    if isinstance(policy, LoadedPolicy):
+        return policy
+    return load_policy(policy, required=False) if policy is None else load_policy(policy)
+
+
+def _recorder() -> Recorder:
+    from nbgov.capture.recorder import current
+
+    return current()
+
+
+def _attribute(recorder: Recorder, model: Any, predictions: Any) -> tuple[ModelRef | None, list[str]]:
+    """The model version an evaluation belongs to, and notes on how it was found."""
+    if model is not None:
+        ref = recorder.models.resolve(model)
+        if ref is None:
+            raise EvaluationError(f"no model version matches {model!r}",
+                                  hint="pass the fitted estimator, 'name' or 'name@version'")
+        return ref, []
+    if predictions is not None:
+        traced = recorder.models.trace_output(predictions, fingerprint_object)
+        if traced is not None:
+            return traced[0], []
+    return None, ["not attributed to a model version: pass model= (the estimator or 'name@version') "
+                  "so `nbgov check` can use it"]
+
+
+def _digest(value: Any) -> str | None:
+    return fingerprint_object(value).digest or None
+
+
+def _sensitive_prints(sensitive: Any) -> dict[str, Any]:
+    if isinstance(sensitive, Mapping):
+        return {str(k): _digest(v) for k, v in sensitive.items()}
+    if isinstance(sensitive, pd.DataFrame):
+        return {str(c): _digest(sensitive[c]) for c in sensitive.columns}
+    return {str(getattr(sensitive, "name", None) or "sensitive"): _digest(sensitive)}
+
+
+def fairness(
+    y_true: Any,
+    y_pred: Any,
+    sensitive: Any,
+    *,
+    model: Any = None,
+    positive_label: Any = 1,
+    min_group_size: int | None = None,
+    alpha: float | None = None,
+    intersections: bool = True,
+    policy: LoadedPolicy | str | os.PathLike[str] | None = None,
+) -> Evaluation:
+    """Test a model's predictions for bias across groups; record and judge the result.
+
+    Parameters
+    ----------
+    y_true, y_pred
+        True and predicted labels (binary).
+    sensitive
+        The sensitive attribute(s): a named Series, a DataFrame of several, or a dict.
+    model
+        The model version (estimator, ``"name"`` or ``"name@version"``); found from the
+        predictions when they came from a captured model.
+    positive_label
+        The favourable outcome (a prediction equal to it is a "selection").
+    min_group_size, alpha
+        Default: the policy's (``fairness.min_group_size``, ``fairness.alpha``), else 30 and 0.05.
+    policy
+        A policy file to judge against (default: the policy in force, if any).
+
+    Examples
+    --------
+    >>> result = nbgov.fairness(y_test, model.predict(X_test), sensitive=X_test["race"],
+    ...                         positive_label="no")  # doctest: +SKIP
+    >>> result.verdict, result.attribute("race").demographic_parity_ratio  # doctest: +SKIP
+    """
+    loaded = _policy(policy)
+    rules = loaded.policy.fairness if loaded else FairnessRules()
+    try:
+        report = fairness_stats.fairness(
+            y_true, y_pred, sensitive, positive_label=positive_label,
+            min_group_size=rules.min_group_size if min_group_size is None else min_group_size,
+            alpha=rules.alpha if alpha is None else alpha, intersections=intersections)
+    except (ValueError, TypeError) as exc:
+        raise EvaluationError(f"fairness: {exc}") from None
+    recorder = _recorder()
+    ref, notes = _attribute(recorder, model, y_pred)
+    payload = report.as_dict()
+    failures = judge_fairness(payload, rules) if loaded else []
+    verdict = "unjudged" if loaded is None else ("fail" if failures else "pass")
+    sensitive_prints = _sensitive_prints(sensitive)
+    with recorder.internal():
+        if loaded is not None:
+            record_policy(recorder.ledger, loaded)
+        inputs = ([ref.node] if ref else []) + recorder.inputs_of([y_true, y_pred])
+        event_id = recorder.append(FairnessEvaluated(
+            model=ref.name if ref else None, version=ref.version if ref else None,
+            sensitive=list(sensitive_prints), report=payload,
+            data={"y_true": _digest(y_true), "y_pred": _digest(y_pred), "sensitive": sensitive_prints},
+            verdict=verdict, failures=failures, policy_sha256=loaded.sha256 if loaded else None,
+            inputs=sorted(set(inputs)) or None,
+        ))
+    return Evaluation("fairness", report, verdict, tuple(failures), ref.name if ref else None,
+                      ref.version if ref else None, loaded.source if loaded else None,
+                      loaded.sha256 if loaded else None, event_id, tuple(notes))
+
+
+def drift(
+    reference: Any,
+    current: Any,
+    *,
+    model: Any = None,
+    features: Any = None,
+    categorical: Any = None,
+    scores: tuple[Any, Any] | None = None,
+    policy: LoadedPolicy | str | os.PathLike[str] | None = None,
+) -> Evaluation:
+    """Test current data (and optionally model scores) for drift from a reference; record it.
+
+    Thresholds, ``alpha``, ``bins`` and ``small_sample`` come from the policy's ``[drift]`` table
+    when a policy is configured (recorded as their source), else nbgov's documented defaults.
+
+    Examples
+    --------
+    >>> result = nbgov.drift(train_df, this_month_df, model="credit_risk")  # doctest: +SKIP
+    >>> result.drifted_features  # doctest: +SKIP
+    """
+    loaded = _policy(policy)
+    options: dict[str, Any] = {}
+    if loaded is not None:
+        rules = loaded.policy.drift
+        options = {"alpha": rules.alpha, "bins": rules.bins, "small_sample": rules.small_sample,
+                   "thresholds": rules.thresholds(), "threshold_source": "policy"}
+    try:
+        report = drift_stats.drift(reference, current, features=features, categorical=categorical,
+                                   scores=scores, **options)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise EvaluationError(f"drift: {exc}") from None
+    recorder = _recorder()
+    ref, notes = _attribute(recorder, model, None)
+    failures = _drift_failures(report)
+    verdict = "fail" if report.drifted else "pass"
+    data: dict[str, Any] = {"reference": _digest(reference), "current": _digest(current)}
+    if scores is not None:
+        data["scores"] = [_digest(scores[0]), _digest(scores[1])]
+    with recorder.internal():
+        if loaded is not None:
+            record_policy(recorder.ledger, loaded)
+        inputs = ([ref.node] if ref else []) + recorder.inputs_of([reference, current])
+        event_id = recorder.append(DriftEvaluated(
+            model=ref.name if ref else None, version=ref.version if ref else None,
+            report=report.as_dict(), data=data, verdict=verdict, failures=failures,
+            policy_sha256=loaded.sha256 if loaded else None, inputs=sorted(set(inputs)) or None,
+        ))
+    return Evaluation("drift", report, verdict, tuple(failures), ref.name if ref else None,
+                      ref.version if ref else None, loaded.source if loaded else None,
+                      loaded.sha256 if loaded else None, event_id, tuple(notes))

@@ -1,0 +1,369 @@
+"""The team backend: one shared ledger in a DuckLake catalog on PostgreSQL.
+
+The ledger URL (setting ``ledger``, ``NBGOV_LEDGER``) selects it::
+
+    ducklake:postgres:dbname=nbgov host=db.example.org;data=/shared/nbgov/
+
+Everything before the ``;`` is a libpq connection string (keywords only; credentials come from
+the environment, ``PGPASSWORD``/``PGUSER``, a ``~/.pgpass`` file or a libpq service file, never
+from the URL, which is refused if it holds a password); ``data=`` is the directory all hosts share
+for the catalog's Parquet files.
+
+Each host keeps appending to its own local spool (``home``); ingest moves its lines into the
+shared catalog in DuckLake transactions. Ingesters on all hosts take turns through a PostgreSQL
+advisory lock held for the whole ingest, so ``seq``, the hash chain, the Merkle tree and the
+checkpoints stay gapless and consistent; a commit conflict DuckLake reports anyway is retried.
+When PostgreSQL is unreachable, capture goes on into the spool and ingest fails with
+:class:`LedgerUnavailable`, to be retried later: nothing is lost.
+
+DuckDB's ``ducklake`` and ``postgres`` extensions come from PyPI wheels pinned to the DuckDB
+version (``pip install 'nbgov[team]'``); they are installed from those files into a private
+extension directory and loaded from there. DuckDB never downloads anything
+(``autoinstall_known_extensions`` and ``autoload_known_extensions`` are off, unsigned extensions
+refused).
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from nbgov.errors import LedgerAccessError, LedgerError, LedgerLocked, NbgovError
+from nbgov.ledger.store import DUCKDB_CONFIG, transaction
+from nbgov.ledger.url import _KEYWORD, _SECRET_KEYS, URL_PREFIX, LakeLocation, parse_ledger_url
+
+__all__ = ["LAKE", "URL_PREFIX", "DuckLakeStore", "LakeLocation", "LedgerUnavailable", "TeamBackendMissing",
+           "parse_ledger_url"]
+
+#: The name the catalog is attached under in every connection (the ledger's tables live there).
+LAKE = "nbgov_lake"
+_EXTENSIONS = (("postgres_scanner", "duckdb_extension_postgres_scanner"),
+               ("ducklake", "duckdb_extension_ducklake"))
+
+
+class TeamBackendMissing(NbgovError):
+    """The team backend's DuckDB extensions are not installed."""
+
+    default_hint = "pip install 'nbgov[team]' (DuckDB's ducklake and postgres extensions, offline wheels)"
+
+
+class LedgerUnavailable(LedgerError):
+    """The shared catalog (PostgreSQL, or the data path) cannot be reached right now."""
+
+    default_hint = ("captured events wait in this host's spool; `nbgov ingest` moves them once "
+                    "PostgreSQL is reachable again")
+
+
+def extension_files() -> dict[str, Path]:
+    """The extension files shipped by the ``team`` extra's wheels."""
+    import duckdb as _duckdb
+
+    version = f"v{_duckdb.__version__}"
+    files: dict[str, Path] = {}
+    for name, module in _EXTENSIONS:
+        try:
+            package = importlib.import_module(module)
+        except ImportError:
+            raise TeamBackendMissing(
+                f"the team backend needs DuckDB's {name} extension ({module.replace('_', '-')} "
+                f"for DuckDB {_duckdb.__version__}), which is not installed") from None
+        path = Path(str(resources.files(package) / "extensions" / version / f"{name}.duckdb_extension"))
+        if not path.is_file():
+            raise TeamBackendMissing(f"{module} does not ship the extension for DuckDB {_duckdb.__version__}")
+        files[name] = path
+    return files
+
+
+def _unavailable(exc: Exception, location: LakeLocation) -> LedgerError:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    lowered = text.lower()
+    if any(word in lowered for word in ("connection refused", "could not connect", "connection to server",
+                                        "timeout expired", "server closed the connection",
+                                        "no such file or directory", "could not translate host")):
+        return LedgerUnavailable(f"the team ledger ({_public(location.conninfo)}) is unreachable: {text}")
+    if "permission denied" in lowered:
+        return LedgerAccessError(f"the team ledger refused access: {text}")
+    return LedgerError(f"team ledger ({_public(location.conninfo)}): {text}")
+
+
+def _public(conninfo: str) -> str:
+    return " ".join(f"{k}={v}" for k, v in _KEYWORD.findall(conninfo) if k.lower() not in _SECRET_KEYS)
+
+
+class DuckLakeStore:
+    """The ledger's tables in a DuckLake catalog on PostgreSQL (see the module docstring).
+
+    Parameters
+    ----------
+    location
+        The catalog and its data path.
+    extension_dir
+        The private directory the extensions are installed into.
+    lock_timeout
+        Seconds to wait for another host's ingest before :class:`~nbgov.errors.LedgerLocked`.
+    """
+
+    def __init__(self, location: LakeLocation, *, extension_dir: Path, lock_timeout: float = 30.0) -> None:
+        self.location = location
+        self.extension_dir = Path(extension_dir)
+        self.lock_timeout = lock_timeout
+        self.description = f"{URL_PREFIX}{_public(location.conninfo)};data={location.data_path}"
+        self._files = extension_files()
+        self._base: duckdb.DuckDBPyConnection | None = None
+        self._guard = threading.RLock()
+
+    # -- connections ----------------------------------------------------------------------------
+    #
+    # Loading the two extensions and attaching the catalog costs a few hundred milliseconds, so a
+    # process does it once: an in-memory DuckDB with the catalog attached, handing out a cursor
+    # (a connection of its own) per unit of work. After any error the base is dropped and the next
+    # unit of work attaches afresh (PostgreSQL may have restarted meanwhile).
+
+    def _base_connection(self) -> duckdb.DuckDBPyConnection:
+        with self._guard:
+            if self._base is not None:
+                return self._base
+            self.extension_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            config: dict[str, Any] = {**DUCKDB_CONFIG, "extension_directory": str(self.extension_dir),
+                                      "allow_unsigned_extensions": False}
+            con = duckdb.connect(":memory:", config=config)
+            try:
+                for name, path in self._files.items():
+                    try:
+                        con.execute(f"LOAD {name}")
+                    except duckdb.Error:
+                        con.execute(f"INSTALL '{path}'")  # from the wheel's file into the private directory
+                        con.execute(f"LOAD {name}")
+                con.execute(f"ATTACH 'ducklake:postgres:{_quote(self.location.conninfo)}' AS {LAKE} "
+                            f"(DATA_PATH '{self.location.data_path}', METADATA_SCHEMA 'nbgov_lake')")
+            except duckdb.Error as exc:
+                con.close()
+                raise _unavailable(exc, self.location) from None
+            self._base = con
+            return con
+
+    def _drop_base(self) -> None:
+        with self._guard:
+            if self._base is not None:
+                try:
+                    self._base.close()
+                except duckdb.Error:
+                    pass
+                self._base = None
+
+    @contextmanager
+    def _unit(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        try:
+            cursor = self._base_connection().cursor()
+            cursor.execute(f"USE {LAKE}")
+            cursor.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error as exc:
+            self._drop_base()
+            raise _unavailable(exc, self.location) from None
+        try:
+            yield cursor
+        except duckdb.Error as exc:
+            self._drop_base()
+            raise _unavailable(exc, self.location) from None
+        except BaseException:
+            self._drop_base()
+            raise
+        finally:
+            try:
+                cursor.close()
+            except duckdb.Error:
+                pass
+
+    def close(self) -> None:
+        self._drop_base()
+
+    def exists(self) -> bool:
+        try:
+            with self.read() as con:
+                row = con.execute(
+                    "SELECT count(*) FROM duckdb_tables() "
+                    "WHERE database_name = $db AND table_name = 'event_log'",
+                    {"db": LAKE}).fetchone()
+        except LedgerUnavailable:
+            raise
+        except LedgerError:
+            return False
+        return bool(row and row[0])
+
+    def write(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._unit()
+
+    def read(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        # Queries are read-only by nbgov's own check (nbgov.ledger.query) before they reach here.
+        return self._unit()
+
+    # -- the ingest lock: a PostgreSQL advisory lock held by a session of its own ------------------
+
+    @contextmanager
+    def ingest_lock(self) -> Iterator[None]:
+        try:
+            import psycopg
+        except ImportError:
+            raise TeamBackendMissing("the team backend needs psycopg for its ingest lock") from None
+        try:
+            session = psycopg.connect(self.location.conninfo, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise _unavailable(exc, self.location) from None
+        key = self.location.lock_key()
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            delay = 0.01
+            while True:
+                row = session.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                if row and row[0]:
+                    break
+                if time.monotonic() >= deadline:
+                    holder = session.execute(
+                        "SELECT a.client_addr::text || ' pid ' || a.pid FROM pg_locks l "
+                        "JOIN pg_stat_activity a USING (pid) "
+                        "WHERE l.locktype = 'advisory' AND l.granted LIMIT 1").fetchone()
+                    raise LedgerLocked(self.description, holder[0] if holder and holder[0] else "",
+                                       self.lock_timeout)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 1.6, 0.25)
+            try:
+                yield
+            finally:
+                try:
+                    session.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                except psycopg.Error:
+                    pass  # the session ends below, which releases the lock anyway
+        except psycopg.Error as exc:
+            raise _unavailable(exc, self.location) from None
+        finally:
+            session.close()
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def retry_conflicts(action: Any, attempts: int = 5) -> Any:
+    """Run *action*, retrying when DuckLake reports a commit conflict."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except (duckdb.TransactionException, LedgerError) as exc:
+            if "conflict" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))
+    return None
+
+
+#: The tables a migration copies, row for row (the views are recreated by the schema migrations).
+_COPIED = ("event_log", "ingest_batches", "spool_progress", "merkle_nodes")
+
+
+def migrate_to_team(source: Any, url: str) -> tuple[int, str]:
+    """Copy the embedded ledger *source* (a :class:`~nbgov.ledger.facade.Ledger`) into the empty team
+    ledger at *url*, keeping every event's ``seq``, ingest time, leaf and chain hash, the batch
+    log, the spool cursors, the Merkle tree and the ledger's id (so its checkpoints still verify);
+    then record ``ledger_migrated`` there. Returns (events copied, head chain hash).
+
+    Raises
+    ------
+    NbgovError
+        The team ledger already holds events, or either ledger cannot be reached.
+    """
+    from nbgov.events.catalogue import LedgerMigrated
+    from nbgov.ledger.schema.migrations import ledger_id, upgrade
+
+    location = parse_ledger_url(url)
+    target = DuckLakeStore(location, extension_dir=source.settings.home / "duckdb_extensions",
+                           lock_timeout=source.settings.lock_timeout)
+    source.ingest()  # nothing of this host's spool is left behind
+    with source.reader(ingest=False) as con:
+        tables = {name: con.execute(f"SELECT * FROM {name}").to_arrow_table() for name in _COPIED}
+        identity = ledger_id(con) or ""
+    events = tables["event_log"].num_rows
+    if not events:
+        raise NbgovError("the ledger to migrate holds no events")
+    head = tables["event_log"].sort_by("seq").column("chain_hash")[-1].as_py().hex()
+    with target.ingest_lock(), target.write() as con:
+        upgrade(con)
+        held = con.execute("SELECT count(*) FROM event_log").fetchone()
+        if held and held[0]:
+            raise NbgovError(f"the team ledger already holds {held[0]} events",
+                             hint="migrate into a new, empty team ledger (a new database or data path)")
+        with transaction(con):
+            # The copy keeps the source's identity: its checkpoints' origin is nbgov/<ledger id>.
+            con.execute("DELETE FROM ledger_meta WHERE key = 'ledger_id'")
+            con.execute("INSERT INTO ledger_meta VALUES ('ledger_id', $id)", {"id": identity})
+            for name, table in tables.items():
+                con.register("nbgov_copy", table)
+                try:
+                    con.execute(f"INSERT INTO {name} SELECT * FROM nbgov_copy")
+                finally:
+                    con.unregister("nbgov_copy")
+        copied = con.execute("SELECT count(*), max(seq) FROM event_log").fetchone()
+        if copied is None or copied[0] != events:
+            raise LedgerError(f"the copy holds {copied[0] if copied else 0} of {events} events")
+    from nbgov.ledger.facade import Ledger
+    from nbgov.settings import resolve_settings
+
+    team = Ledger(settings=resolve_settings({"home": source.settings.home, "ledger": location.url}),
+                  actor=source.actor)
+    team.append(LedgerMigrated(source=str(source.settings.ledger_path), target=target.description,
+                               events=events, head_chain=head))
+    team.ingest()
+    return events, head
+
+
+# -- "is anything of this host's spool not in the catalog yet?", answered locally ------------------
+#
+# A query ingests first so that it sees its own writes; on a team ledger that costs the advisory
+# lock's round trips even when there is nothing to ingest. After each ingest the offsets the
+# catalog records for this host's segments are noted in the spool; a query whose host has
+# appended nothing since skips the ingest.
+
+_CONSUMED = ".consumed.json"
+
+
+def note_consumed(spool_dir: Path, consumed: dict[str, int] | None) -> None:
+    """Remember how far the catalog has this host's segments (after a completed ingest)."""
+    import json
+    import os
+
+    from nbgov.ledger.spool import list_segments
+
+    path = spool_dir / _CONSUMED
+    if consumed is None:
+        path.unlink(missing_ok=True)
+        return
+    local = {p.stem: consumed[p.stem] for p in list_segments(spool_dir) if p.stem in consumed}
+    temporary = spool_dir / f".{_CONSUMED}.{os.getpid()}"
+    try:
+        temporary.write_text(json.dumps(local))
+        os.replace(temporary, path)
+    except OSError:
+        path.unlink(missing_ok=True)
+
+
+def nothing_pending(spool_dir: Path) -> bool:
+    """True when every segment of this host's spool ends where the catalog has consumed it."""
+    import json
+
+    from nbgov.ledger.spool import list_segments
+
+    try:
+        consumed = json.loads((spool_dir / _CONSUMED).read_text())
+        for segment in list_segments(spool_dir):
+            if segment.stat().st_size != consumed.get(segment.stem, -1):
+                return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
