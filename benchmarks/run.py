@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from nbgov import events
+from nbgov.ledger import envelope
 from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
 
@@ -43,9 +44,9 @@ CELL_SOURCES = [
 ]
 
 
-def realistic_event(rng: random.Random, i: int) -> tuple[events.Event, events.Session]:
+def realistic_event(rng: random.Random, i: int) -> tuple[events.Event, envelope.Session]:
     """An event as a notebook session produces them: mostly cells, some data, models, metrics."""
-    session = events.Session(
+    session = envelope.Session(
         session_id=f"s{i // 500:08d}",
         kernel_id=f"kernel-{i // 500}",
         notebook="reviews/hmda-bias.ipynb",

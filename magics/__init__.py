@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbgov.magics.commands import NbgovMagics
 from nbgov.magics.session import NotebookSession
 
 __all__ = ["NotebookSession", "load_ipython_extension", "unload_ipython_extension"]
@@ -23,7 +24,7 @@ def load_ipython_extension(shell: Any) -> None:
     if getattr(shell, _ATTRIBUTE, None) is not None:
         return
     session = NotebookSession(shell)
-    session.start()
+    session.start(NbgovMagics)
     setattr(shell, _ATTRIBUTE, session)
 
 

@@ -262,47 +262,35 @@ class NbgovMagics(Magics):
     def _check(self, line: str) -> Any:
         from IPython.display import display
 
-        from nbgov.governance.checks import CheckFailed, check_model
-        from nbgov.governance.policy import load_policy
+        from nbgov import api
+        from nbgov.errors import CheckFailed
 
         args = _CHECK.parse_args(_split(line))
-        recorder = self.session.recorder
-        with recorder.internal():
-            report = check_model(recorder.ledger, args.model, load_policy(args.policy))
+        report = api.check(args.model, policy=args.policy)
         if not report.passed:
             display(report)
             raise CheckFailed(report)  # fail closed: a review run under papermill fails here
         return report
 
     def _approve(self, line: str) -> Any:
-        from nbgov.governance.approvals import approve
-        from nbgov.governance.policy import load_policy
+        from nbgov import api
 
         args = _APPROVE.parse_args(_split(line))
-        recorder = self.session.recorder
-        with recorder.internal():
-            result = approve(recorder.ledger, args.model, load_policy(args.policy), note=args.note)
-        print(result)
+        print(api.approve(args.model, note=args.note, policy=args.policy))
         return None
 
     def _reject(self, line: str) -> Any:
-        from nbgov.governance.approvals import reject
-        from nbgov.governance.policy import load_policy
+        from nbgov import api
 
         args = _REJECT.parse_args(_split(line))
-        recorder = self.session.recorder
-        with recorder.internal():
-            result = reject(recorder.ledger, args.model, load_policy(args.policy), reason=args.reason)
-        print(result)
+        print(api.reject(args.model, reason=args.reason, policy=args.policy))
         return None
 
     def _request(self, line: str) -> Any:
-        from nbgov.governance.approvals import request_approval
+        from nbgov import api
 
         args = _REQUEST.parse_args(_split(line))
-        recorder = self.session.recorder
-        with recorder.internal():
-            request_approval(recorder.ledger, args.model, note=args.note)
+        api.request_approval(args.model, note=args.note)
         print(f"requested approval of {args.model}")
         return None
 
@@ -313,7 +301,7 @@ class NbgovMagics(Magics):
         return GovernancePanel(model=args.model, shell=self.shell)
 
     def _fairness(self, line: str) -> Any:
-        from nbgov.governance.evaluations import fairness
+        from nbgov.api import fairness
 
         args = _FAIRNESS.parse_args(_split(line))
         options: dict[str, Any] = {}
@@ -331,7 +319,7 @@ class NbgovMagics(Magics):
         return result
 
     def _drift(self, line: str) -> Any:
-        from nbgov.governance.evaluations import drift
+        from nbgov.api import drift
 
         args = _DRIFT.parse_args(_split(line))
 

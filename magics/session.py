@@ -29,9 +29,9 @@ class NotebookSession:
         self._magics: Any = None
         self._unwatch: Callable[[], object] = lambda: None
 
-    def start(self) -> None:
-        from nbgov.magics.commands import NbgovMagics
-
+    def start(self, magics: Callable[[Any, NotebookSession], Any]) -> None:
+        """Start recording, install the hooks, and register the magics *magics* makes for this
+        shell and session."""
         activate(self.recorder)
         try:
             self.recorder.start(kernel_id=_kernel_id())
@@ -44,7 +44,7 @@ class NotebookSession:
         events.register("pre_run_cell", self._before)
         events.register("post_run_cell", self._after)
         self._watch_parsing()
-        self._magics = NbgovMagics(self.shell, self)
+        self._magics = magics(self.shell, self)
         self.shell.register_magics(self._magics)
         atexit.register(self._exit)
 

@@ -24,7 +24,7 @@ import rfc8785
 
 from nbgov.errors import InvalidPayload
 
-__all__ = ["SAFE_INT", "decode", "encode", "encode_plain"]
+__all__ = ["SAFE_INT", "decode", "encode", "encode_plain", "to_json_value"]
 
 #: Integers beyond this magnitude cannot be represented exactly as JSON (IEEE-754) numbers.
 SAFE_INT = 2**53 - 1
@@ -161,3 +161,43 @@ def _check_text(value: str, path: str) -> None:
         raise InvalidPayload(
             path, "string holds a lone surrogate and is not valid Unicode text"
         ) from None
+
+
+def to_json_value(value: Any, _depth: int = 0) -> Any:
+    """*value* as plain JSON: numbers, strings, lists, string-keyed dicts.
+
+    Objects become a readable description (an estimator its repr, a class or function its
+    qualified name); NaN and infinities become strings; small arrays become lists.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value) if -SAFE_INT <= value <= SAFE_INT else str(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(value)
+    if _depth > 6:
+        return _describe(value)
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_value(v, _depth + 1) for v in value[:1000]]
+    shape = getattr(value, "shape", None)
+    if shape == () and hasattr(value, "item"):  # a numpy scalar
+        return to_json_value(value.item(), _depth + 1)
+    if isinstance(shape, tuple) and hasattr(value, "tolist") and _size(shape) <= 100:
+        return to_json_value(value.tolist(), _depth + 1)
+    return _describe(value)
+
+
+def _size(shape: tuple[Any, ...]) -> int:
+    total = 1
+    for dim in shape:
+        total *= int(dim)
+    return total
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    text = repr(value)
+    return " ".join(text.split())[:300]

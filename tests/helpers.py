@@ -65,13 +65,14 @@ def sample_ledger(home: Path) -> Path:
     """A small ledger recorded through the API: ledger_created + 9 events of a short session
     (session_started, 4 cell_executed, dataset_read, model_fitted, metrics_logged, session_ended)."""
     from nbgov import events
+    from nbgov.ledger import envelope
     from nbgov.ledger.facade import Ledger
 
     ledger = Ledger.init(home)
-    session = events.Session(session_id="sample", notebook="loans.ipynb")
+    session = envelope.Session(session_id="sample", notebook="loans.ipynb")
     ledger.append(events.SessionStarted(host="host", python="3.11"), session=session)
     for n in range(1, 5):
-        cell = events.Session(session_id="sample", notebook="loans.ipynb", cell_run=f"cell:sample:{n}")
+        cell = envelope.Session(session_id="sample", notebook="loans.ipynb", cell_run=f"cell:sample:{n}")
         if n == 1:
             ledger.append(events.DatasetRead(path="loans.csv", fingerprint="ab" * 32, algorithm="blake3",
                                              coverage="file", rows=40, node="cell:sample:1",
@@ -140,6 +141,7 @@ def train_version(home: Path, data: Path, *, author: str = "ana", model: str = "
     evaluated); return ``model@version``."""
     from nbgov import events
     from nbgov.fingerprint import fingerprint_file
+    from nbgov.ledger import envelope
 
     ledger = as_user(home, author)
     print_ = fingerprint_file(data)
@@ -147,7 +149,7 @@ def train_version(home: Path, data: Path, *, author: str = "ana", model: str = "
     cell = f"cell:{session}:{version}"
     ledger.append(events.DatasetRead(path=str(data), fingerprint=print_.digest, algorithm="blake3",
                                      coverage="file", node=cell, inputs=[node]),
-                  session=events.Session(session_id=session, cell_run=cell))
+                  session=envelope.Session(session_id=session, cell_run=cell))
     if declare:
         ledger.append(events.DatasetDeclared(path=str(data), fingerprint=print_.digest, algorithm="blake3",
                                              node=node, source="bank core system", license="internal",
@@ -155,7 +157,7 @@ def train_version(home: Path, data: Path, *, author: str = "ana", model: str = "
     ledger.append(events.ModelFitted(node=f"model:{model}@{version}", model=model, version=version,
                                      estimator="sklearn.linear_model.LogisticRegression", params={},
                                      model_fingerprint="f" * 64, inputs=[node]),
-                  session=events.Session(session_id=session, cell_run=cell))
+                  session=envelope.Session(session_id=session, cell_run=cell))
     ledger.append(events.MetricsLogged(metrics={"roc_auc": roc_auc}, model=model, version=version))
     ledger.ingest()
     return f"{model}@{version}"
@@ -165,8 +167,8 @@ def bias_test(home: Path, ref: str, *, gap: bool, author: str = "ana", policy=No
     """Record a bias test of *ref* over "race": 60/100 vs 40/100 selected (*gap*) or 50 vs 50."""
     import pandas as pd
 
+    from nbgov.api import fairness
     from nbgov.capture.recorder import Recorder, activate, deactivate
-    from nbgov.governance.evaluations import fairness
 
     race = pd.Series(["a"] * 100 + ["b"] * 100, name="race")
     y_true = [1, 0] * 100
@@ -227,7 +229,7 @@ def rewrite_history(home: Path, edit, *, keep_up_to: int | None = None) -> None:
     batch head and the whole Merkle tree, so that everything inside the file agrees again."""
     import duckdb
 
-    from nbgov.events.catalogue import format_time
+    from nbgov.ledger.envelope import format_time
     from nbgov.ledger.integrity.chain import GENESIS, chain_hash, leaf_hash
     from nbgov.ledger.integrity.tree_store import backfill
 

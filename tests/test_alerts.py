@@ -19,15 +19,14 @@ from pydantic import ValidationError
 from helpers import wait_for
 from nbgov.alerts.sinks import (
     AlertConfig,
-    AlertConfigError,
     CommandSink,
-    DeliveryError,
     FileSink,
     WebhookSink,
     deliver,
     find_alert_config,
 )
 from nbgov.canonical import encode
+from nbgov.errors import AlertConfigError, DeliveryError
 
 ALERT = {"reason": "review_overdue", "job": "credit-model", "key": "credit-model:2024-06-01",
          "due": "2024-06-01", "score": 0.25}

@@ -138,7 +138,7 @@ def test_training_lineage_reaches_the_source_file_across_cells(nb: Notebook, tmp
     fitted = nb.ns["model"]
     import json
 
-    from nbgov.capture.estimators import to_json_value
+    from nbgov.canonical import to_json_value
     assert json.loads(model["params"]) == to_json_value(fitted.get_params())
 
     upstream = nb.sql(f"SELECT * FROM lineage_upstream('{model['node']}')")

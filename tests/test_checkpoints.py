@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from helpers import as_user, rewrite_history, run_cli, sample_ledger
 from nbgov import events
+from nbgov.errors import NoteError
 from nbgov.ledger.facade import Ledger
 from nbgov.ledger.integrity.checkpoints import (
     check_against,
@@ -24,7 +25,6 @@ from nbgov.ledger.integrity.checkpoints import (
 )
 from nbgov.ledger.integrity.merkle import Tree
 from nbgov.ledger.integrity.notes import (
-    NoteError,
     VerifierKey,
     checkpoint_text,
     open_note,
@@ -298,7 +298,7 @@ def test_a_fork_signed_by_the_same_key_fails_against_the_earlier_checkpoint(home
 def test_any_edit_of_the_history_fails_against_an_exported_checkpoint(home: Path, tmp_path: Path, edit: str) -> None:
     """The forger rewrites every hash, the tree and the recorded checkpoints (signing them with
     the same key, which they hold): only the exported checkpoint still tells."""
-    from nbgov.events.catalogue import format_time
+    from nbgov.ledger.envelope import format_time
     from nbgov.ledger.integrity.chain import GENESIS, chain_hash, leaf_hash
     from nbgov.ledger.integrity.tree_store import backfill
 

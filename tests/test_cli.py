@@ -188,7 +188,7 @@ def test_status_text_and_json(demo_home: Path) -> None:
 
 
 def test_status_counts_pending_spool_lines(home: Path) -> None:
-    from nbgov.events.catalogue import SessionEnded
+    from nbgov.events import SessionEnded
     from nbgov.ledger.facade import Ledger
 
     ledger = Ledger(home)
@@ -201,7 +201,7 @@ def test_status_counts_pending_spool_lines(home: Path) -> None:
 
 
 def test_ingest_reports_a_corrupt_line_and_fails_once(home: Path) -> None:
-    from nbgov.events.catalogue import SessionEnded
+    from nbgov.events import SessionEnded
     from nbgov.ledger.facade import Ledger
     from nbgov.ledger.spool import list_segments
 

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nbgov.errors import NbgovError
+from nbgov.errors import CronError, NbgovError
 from nbgov.reviews import cron as cron_module
-from nbgov.reviews.cron import CronError, Occurrence, next_occurrence, occurrences, validate
+from nbgov.reviews.cron import Occurrence, next_occurrence, occurrences, validate
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"

@@ -14,9 +14,10 @@ from IPython.utils.capture import capture_output
 from nbformat.v4 import new_code_cell, new_notebook
 
 from helpers import TEST_POLICY, as_user, bias_test, train_version, write_policy
+from nbgov.api import drift, fairness
 from nbgov.capture.recorder import Recorder, activate, deactivate
+from nbgov.errors import EvaluationError
 from nbgov.fingerprint import fingerprint_object
-from nbgov.governance.evaluations import EvaluationError, drift, fairness
 from nbgov.ledger.facade import Ledger
 from nbgov.reviews.execution import execute_notebook
 

@@ -10,8 +10,10 @@ import rfc8785
 
 from nbgov import events
 from nbgov.errors import InvalidPayload, UnknownEventType
-from nbgov.events.catalogue import EVENT_TYPES, BodyError, check_body, encode_body, make_event
+from nbgov.events import EVENT_TYPES, make_event
 from nbgov.identity import Actor, resolve_actor
+from nbgov.ledger import envelope
+from nbgov.ledger.envelope import BodyError, check_body, encode_body
 
 
 def test_every_type_is_a_frozen_dataclass_with_a_valid_name() -> None:
@@ -42,7 +44,7 @@ def test_wrong_fields_are_refused() -> None:
 
 def test_encoded_body_is_canonical_and_passes_the_check() -> None:
     actor = Actor("ana", "os")
-    session = events.Session(kernel_id="k", cell_id="c", execution_count=3)
+    session = envelope.Session(kernel_id="k", cell_id="c", execution_count=3)
     payload = {"metrics": {"auc": 0.91, "n": 10}}
     body = encode_body(actor=actor.encoded, event_id="seg:1", payload=rfc8785.dumps(payload),
                        session=session.encoded, time_text="2026-11-28T10:00:00.000001Z",
@@ -89,7 +91,7 @@ def test_actor_prefers_jupyterhub_then_configured_then_os() -> None:
 
 
 def test_the_cell_hooks_fast_encoding_is_the_canonical_one() -> None:
-    from nbgov.events.catalogue import CellExecuted, cell_payload
+    from nbgov.events import CellExecuted, cell_payload
 
     fields = dict(node="cell:s:1", cell_id="c1", execution_count=3, source_sha256="ab" * 32,
                   source="x = '\u00e9\\n'  # caf\u00e9", started_at="2026-11-28T10:00:00.000001Z",
@@ -98,7 +100,7 @@ def test_the_cell_hooks_fast_encoding_is_the_canonical_one() -> None:
                   redactions=1)
     event = CellExecuted(**fields)
     assert cell_payload(**fields) == event.encode_payload() == rfc8785.dumps(event.payload())
-    session = events.Session(session_id="s", cell_id="c1", cell_run="cell:s:1", notebook="n.ipynb")
+    session = envelope.Session(session_id="s", cell_id="c1", cell_run="cell:s:1", notebook="n.ipynb")
     from nbgov.canonical import encode_plain
 
     assert encode_plain({"cell_id": "c1", "cell_run": "cell:s:1", "kernel_id": None, "notebook": "n.ipynb",

@@ -24,7 +24,9 @@ import nbgov.ledger.spool
 from helpers import as_user, bias_test, governed_ledger, review_notebook, train_version, write_policy
 from nbgov import events
 from nbgov.alerts.raising import raise_alert
+from nbgov.api import drift
 from nbgov.capture.recorder import Recorder, activate, deactivate
+from nbgov.errors import ApprovalRefused, EvidenceError
 from nbgov.evidence.controls import (
     CONTROLS,
     CRITERIA,
@@ -37,14 +39,14 @@ from nbgov.evidence.controls import (
     assess_controls,
 )
 from nbgov.evidence.report import render_report
-from nbgov.evidence.tables import EvidenceError, EvidenceTable, evidence_tables
+from nbgov.evidence.tables import EvidenceTable, evidence_tables
 from nbgov.fingerprint import fingerprint_file
 from nbgov.governance.access import classify, grant_access
-from nbgov.governance.approvals import ApprovalRefused, approve, reject
-from nbgov.governance.evaluations import drift
+from nbgov.governance.approvals import approve, reject
 from nbgov.governance.registry import grant_role
 from nbgov.governance.risks import record_risk, set_tier
 from nbgov.governance.vendors import link_vendor, register_vendor
+from nbgov.ledger.envelope import Session
 from nbgov.ledger.facade import Ledger
 from nbgov.reviews.schedules import add_schedule
 
@@ -88,7 +90,7 @@ def _read(home: Path, who: str, path: Path, session: str) -> None:
     ledger = as_user(home, who)
     ledger.append(events.DatasetRead(path=str(path), fingerprint=print_.digest, algorithm="blake3",
                                      coverage="file", node=cell, inputs=[f"dataset:{print_.digest}"]),
-                  session=events.Session(session_id=session, cell_run=cell))
+                  session=Session(session_id=session, cell_run=cell))
     ledger.ingest()
 
 
@@ -96,7 +98,7 @@ def _run(home: Path, notebook: Path, job: str | None, at: dt.datetime, status: s
          error: tuple[str, str] | None = None) -> None:
     ledger = as_user(home, "scheduler")
     run_id = f"run-{job}-{at:%m%d}"
-    session = events.Session(session_id=run_id, run_id=run_id)
+    session = Session(session_id=run_id, run_id=run_id)
     when = at.isoformat() if job else None
     ledger.append(events.ReviewRunStarted(run_id=run_id, notebook=str(notebook), notebook_sha256="ab" * 32,
                                           parameters={"model": "credit"}, output=f"runs/{run_id}.ipynb",

@@ -49,16 +49,17 @@ from referencing import Registry, Resource
 
 from helpers import run_cli, sample_ledger, train_version
 from nbgov import events
+from nbgov.errors import ExportError
 from nbgov.export.openlineage import (
     FACET_SCHEMAS,
     PRODUCER,
-    ExportError,
     Period,
     dataset_identity,
     openlineage_events,
     to_jsonl,
 )
 from nbgov.export.prov import prov_document, to_json
+from nbgov.ledger.envelope import Session
 from nbgov.ledger.facade import Ledger
 
 FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -375,7 +376,7 @@ def test_unfinished_work_has_no_end_event(home: Path, tmp_path: Path) -> None:
     train_version(home, data, session="s1")  # a read and a fit in a cell that has not finished
     ledger = Ledger(home)
     ledger.append(events.SessionStarted(host="h", python="3.11"),
-                  session=events.Session(session_id="open", notebook="/nb/open.ipynb"))
+                  session=Session(session_id="open", notebook="/nb/open.ipynb"))
     ledger.ingest()
     exported = openlineage_events(ledger)
     conforms(exported)
@@ -395,7 +396,7 @@ def test_a_failed_review_run_fails_its_notebook_run(home: Path) -> None:
     ledger = Ledger.init(home)
     ledger.append(events.ReviewRunStarted(run_id="r1", notebook="/reviews/bias.ipynb", notebook_sha256="0" * 64,
                                           parameters={"model": "credit"}, output="/runs/r1.ipynb"))
-    inside = events.Session(session_id="k1", notebook="/reviews/bias.ipynb", run_id="r1")
+    inside = Session(session_id="k1", notebook="/reviews/bias.ipynb", run_id="r1")
     ledger.append(events.SessionStarted(host="h", python="3.11"), session=inside)
     ledger.append(events.SessionEnded(reason="exit", cells=0), session=inside)
     ledger.append(events.ReviewRunFinished(run_id="r1", status="failed", cells_total=3, cells_executed=2,
@@ -426,7 +427,7 @@ def test_dataset_names() -> None:
 
 def test_data_without_a_path_is_named_after_its_cell(home: Path) -> None:
     ledger = Ledger.init(home)
-    cell = events.Session(session_id="s", notebook="/nb/a.ipynb", cell_run="cell:s:1")
+    cell = Session(session_id="s", notebook="/nb/a.ipynb", cell_run="cell:s:1")
     ledger.append(events.DatasetRead(path="<BytesIO>", fingerprint=None, algorithm=None, coverage="none",
                                      rows=3, columns=[["a", "int64"]], node="cell:s:1",
                                      inputs=["dataset:path:<BytesIO>"]), session=cell)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import rfc8785
 
-from nbgov.events.catalogue import SessionEnded
+from nbgov.events import SessionEnded
 from nbgov.ledger.facade import Ledger
 from nbgov.ledger.spool import list_segments
 from nbgov.settings import resolve_settings

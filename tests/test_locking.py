@@ -11,7 +11,7 @@ import pytest
 
 from helpers import WORKERS, clean_env, run_cli
 from nbgov.errors import LedgerLocked
-from nbgov.events.catalogue import SessionEnded
+from nbgov.events import SessionEnded
 from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nbgov.errors import ProofError
 from nbgov.ledger.integrity.merkle import (
     EMPTY_ROOT,
     Frontier,
-    ProofError,
     Tree,
     consistency_proof,
     inclusion_proof,
@@ -182,7 +182,7 @@ def test_bad_arguments() -> None:
 def test_the_ledger_keeps_its_tree_at_ingest_and_proves_from_it(home: Path) -> None:
     import duckdb
 
-    from nbgov.events.catalogue import SessionEnded
+    from nbgov.events import SessionEnded
     from nbgov.ledger.facade import Ledger
     from nbgov.settings import resolve_settings
 
@@ -232,7 +232,7 @@ def test_the_ledger_keeps_its_tree_at_ingest_and_proves_from_it(home: Path) -> N
 
 def test_ledger_proof_arguments_are_checked(home: Path) -> None:
     from nbgov.errors import LedgerError
-    from nbgov.events.catalogue import SessionEnded
+    from nbgov.events import SessionEnded
     from nbgov.ledger.facade import Ledger
 
     ledger = Ledger(home)
@@ -249,7 +249,7 @@ def test_ledger_proof_arguments_are_checked(home: Path) -> None:
 def test_verify_catches_a_changed_merkle_tree(home: Path, change: str) -> None:
     import duckdb
 
-    from nbgov.events.catalogue import SessionEnded
+    from nbgov.events import SessionEnded
     from nbgov.ledger.facade import Ledger
 
     ledger = Ledger(home)

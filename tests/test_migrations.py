@@ -10,7 +10,7 @@ import pytest
 
 from helpers import run_cli
 from nbgov.errors import NotALedger, SchemaTooNew
-from nbgov.events.catalogue import SessionEnded
+from nbgov.events import SessionEnded
 from nbgov.ledger.facade import Ledger
 from nbgov.ledger.integrity.merkle import Tree
 from nbgov.ledger.integrity.tree_store import LedgerTree

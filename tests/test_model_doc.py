@@ -17,16 +17,10 @@ import pytest
 
 from helpers import as_user, bias_test, governed_ledger, run_cli, train_version
 from nbgov import events
-from nbgov.evidence.model_doc import (
-    DescriptionError,
-    ModelDocument,
-    describe_model,
-    model_document,
-    render_html,
-    render_markdown,
-)
+from nbgov.errors import DescriptionError, UnknownModel
+from nbgov.evidence.model_doc import ModelDocument, model_document, render_html, render_markdown
+from nbgov.governance.descriptions import describe_model
 from nbgov.governance.policy import load_policy
-from nbgov.governance.registry import UnknownModel
 from nbgov.ledger.facade import Ledger
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -70,8 +64,8 @@ def _drift_test(home: Path, ref: str) -> None:
     import numpy as np
     import pandas as pd
 
+    from nbgov.api import drift
     from nbgov.capture.recorder import Recorder, activate, deactivate
-    from nbgov.governance.evaluations import drift
 
     rng = np.random.default_rng(7)
     reference = pd.DataFrame({"income": rng.normal(0, 1, 400)})

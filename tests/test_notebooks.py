@@ -58,7 +58,7 @@ def test_the_example_notebook_end_to_end(tmp_path: Path) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from nbgov.capture.estimators import to_json_value
+    from nbgov.canonical import to_json_value
 
     model = ledger.query("SELECT * FROM models").iloc[0]
     assert (model["model"], model["version"], model["name_source"]) == ("hmda_denial", 1, "%%nbgov train")

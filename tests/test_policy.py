@@ -10,7 +10,8 @@ import pytest
 
 from helpers import run_cli
 from nbgov.canonical import encode
-from nbgov.governance.policy import Policy, PolicyError, load_policy, policy_template, record_policy
+from nbgov.errors import PolicyError
+from nbgov.governance.policy import Policy, load_policy, policy_template, record_policy
 from nbgov.ledger.facade import Ledger
 
 

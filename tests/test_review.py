@@ -12,8 +12,9 @@ import nbformat
 import pytest
 
 from helpers import clean_env, review_notebook, run_cli
+from nbgov.errors import ReviewError
 from nbgov.ledger.facade import Ledger
-from nbgov.reviews.runs import ReviewError, run_review
+from nbgov.reviews.runs import run_review
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nbgov.errors import InvalidPayload
-from nbgov.events.catalogue import Correction, SessionEnded
+from nbgov.events import Correction, SessionEnded
 from nbgov.identity import Actor
 from nbgov.ledger.spool import SegmentCursor, SpoolWriter, list_segments, read_segment, writer_alive
 

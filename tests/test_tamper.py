@@ -12,6 +12,7 @@ import pytest
 
 from helpers import rewrite_history, run_cli
 from nbgov import events
+from nbgov.ledger import envelope
 from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
 
@@ -30,7 +31,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ledger.append(events.MetricsLogged(metrics={"auc": 0.5 + i / 10_000, "i": i}, model="m", version=i))
         else:
             ledger.append(events.Correction(corrects=f"x:{i}", reason="typo", changes={"note": "é ü ✓"}),
-                          session=events.Session(kernel_id="k", cell_id=f"c{i}", execution_count=i))
+                          session=envelope.Session(kernel_id="k", cell_id=f"c{i}", execution_count=i))
     ledger.ingest()
     ledger.close()
     assert run_cli("--home", str(home), "verify").returncode == 0
@@ -103,7 +104,7 @@ def test_inserting_an_event(copy: Path) -> None:
 def test_inserting_a_forged_event_with_recomputed_hashes(copy: Path) -> None:
     """A forger who shifts later events and hashes the inserted one correctly is caught where
     the shifted events no longer match their leaves."""
-    from nbgov.events.catalogue import format_time
+    from nbgov.ledger.envelope import format_time
     from nbgov.ledger.integrity.chain import chain_hash, leaf_hash
 
     con = duckdb.connect(str(copy / "ledger.duckdb"))

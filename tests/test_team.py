@@ -13,8 +13,7 @@ from helpers import WORKERS, clean_env, run_cli, sample_ledger
 from nbgov import events
 from nbgov.errors import ConfigError
 from nbgov.ledger.facade import Ledger
-from nbgov.ledger.url import parse_ledger_url
-from nbgov.settings import resolve_settings
+from nbgov.settings import parse_ledger_url, resolve_settings
 
 
 def _url(postgres, database: str, data: Path) -> str:  # type: ignore[no-untyped-def]

@@ -11,13 +11,15 @@ import pytest
 
 from helpers import as_user, bias_test, run_cli, train_version, write_policy
 from nbgov import events
+from nbgov.errors import AccessError, ApprovalRefused, PermissionDenied, RiskError, VendorError
 from nbgov.fingerprint import fingerprint_file
-from nbgov.governance.access import AccessError, access_report, classify, grant_access, revoke_access
-from nbgov.governance.approvals import ApprovalRefused, approve
+from nbgov.governance.access import access_report, classify, grant_access, revoke_access
+from nbgov.governance.approvals import approve
 from nbgov.governance.checks import check_model
-from nbgov.governance.registry import PermissionDenied, grant_role
-from nbgov.governance.risks import RiskError, record_risk, set_tier
-from nbgov.governance.vendors import VendorError, link_vendor, register_vendor
+from nbgov.governance.registry import grant_role
+from nbgov.governance.risks import record_risk, set_tier
+from nbgov.governance.vendors import link_vendor, register_vendor
+from nbgov.ledger import envelope
 from nbgov.ledger.facade import Ledger
 
 TODAY = dt.date(2026, 11, 28)
@@ -170,7 +172,7 @@ def _read(home: Path, who: str, path: Path, session: str = "r1") -> None:
     ledger.append(events.DatasetRead(path=str(path), fingerprint=print_.digest, algorithm="blake3",
                                      coverage="file", node=f"cell:{session}:1",
                                      inputs=[f"dataset:{print_.digest}"]),
-                  session=events.Session(session_id=session))
+                  session=envelope.Session(session_id=session))
     ledger.ingest()
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from nbgov.alerts.sinks import DeliveryError, LoadedAlerts, deliver
-from nbgov.events.catalogue import AlertDelivered, AlertDeliveryFailed, AlertRaised
+from nbgov.alerts.sinks import LoadedAlerts, deliver
+from nbgov.errors import DeliveryError
+from nbgov.events import AlertDelivered, AlertDeliveryFailed, AlertRaised
 
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger

@@ -56,15 +56,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from nbgov import canonical
-from nbgov.errors import FileProblem, NbgovError
+from nbgov.errors import AlertConfigError, DeliveryError
 from nbgov.settings import find_pyproject
 
 __all__ = [
     "AlertConfig",
-    "AlertConfigError",
     "AnySink",
     "CommandSink",
-    "DeliveryError",
     "FileSink",
     "LoadedAlerts",
     "Sink",
@@ -85,31 +83,6 @@ _ENV_FROM_ALERT = {"NBGOV_ALERT_REASON": "reason", "NBGOV_ALERT_JOB": "job", "NB
 
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Name = Annotated[str, Field(min_length=1)]
-
-
-class AlertConfigError(FileProblem):
-    """The alert configuration cannot be used: missing, not TOML, or not valid (``SOURCE: KEY: PROBLEM``)."""
-
-    default_hint = f"alert sinks are configured in the file {_ENV} names or in [{_TABLE}] of pyproject.toml"
-
-
-class DeliveryError(NbgovError):
-    """One attempt to deliver an alert to one sink failed.
-
-    Attributes
-    ----------
-    sink : str
-        The sink, as ``<type> sink '<name>'`` (or ``<type> sink`` when it has no name).
-    problem : str
-        What failed: the HTTP status, the timeout, the exit status, the operating system's error.
-    """
-
-    default_hint = "the alert was not delivered; check the sink's target and try again"
-
-    def __init__(self, sink: str, problem: str) -> None:
-        super().__init__(f"{sink}: {problem}")
-        self.sink = sink
-        self.problem = problem
 
 
 class _Model(BaseModel):

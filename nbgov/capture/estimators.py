@@ -7,7 +7,6 @@ metric computed on them later can be attributed to the model version and its eva
 
 from __future__ import annotations
 
-import math
 import operator
 import threading
 import weakref
@@ -15,10 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbgov.canonical import SAFE_INT
+from nbgov.canonical import to_json_value
 from nbgov.fingerprint import Fingerprint, fingerprint_object
 
-__all__ = ["EstimatorInfo", "FitRecord", "ModelRef", "ModelRegistry", "describe_estimator", "to_json_value"]
+__all__ = ["EstimatorInfo", "FitRecord", "ModelRef", "ModelRegistry", "describe_estimator"]
 
 
 @dataclass(frozen=True)
@@ -71,46 +70,6 @@ def describe_estimator(estimator: Any) -> EstimatorInfo:
         features=[str(n) for n in list(names)[:1000]] if names is not None else None,
         fingerprint=digest,
     )
-
-
-def to_json_value(value: Any, _depth: int = 0) -> Any:
-    """*value* as plain JSON: numbers, strings, lists, string-keyed dicts.
-
-    Objects become a readable description (an estimator its repr, a class or function its
-    qualified name); NaN and infinities become strings; small arrays become lists.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return int(value) if -SAFE_INT <= value <= SAFE_INT else str(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else str(value)
-    if _depth > 6:
-        return _describe(value)
-    if isinstance(value, dict):
-        return {str(k): to_json_value(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json_value(v, _depth + 1) for v in value[:1000]]
-    shape = getattr(value, "shape", None)
-    if shape == () and hasattr(value, "item"):  # a numpy scalar
-        return to_json_value(value.item(), _depth + 1)
-    if isinstance(shape, tuple) and hasattr(value, "tolist") and _size(shape) <= 100:
-        return to_json_value(value.tolist(), _depth + 1)
-    return _describe(value)
-
-
-def _size(shape: tuple[Any, ...]) -> int:
-    total = 1
-    for dim in shape:
-        total *= int(dim)
-    return total
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
-    text = repr(value)
-    return " ".join(text.split())[:300]
 
 
 @dataclass

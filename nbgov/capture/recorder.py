@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nbgov._version import __version__
-from nbgov.canonical import encode_plain
+from nbgov.canonical import encode_plain, to_json_value
 from nbgov.capture import environment
 from nbgov.capture.dataflow import CellFlow, ProvenanceTracker, analyze_cell, variable_node
 from nbgov.capture.datasets import (
@@ -35,9 +35,9 @@ from nbgov.capture.datasets import (
     rows_of,
     shape_of,
 )
-from nbgov.capture.estimators import FitRecord, ModelRegistry, describe_estimator, to_json_value
+from nbgov.capture.estimators import FitRecord, ModelRegistry, describe_estimator
 from nbgov.errors import LedgerError, NbgovError, NbgovWarning
-from nbgov.events.catalogue import (
+from nbgov.events import (
     CaptureFailed,
     CellExecuted,
     DatasetDeclared,
@@ -48,14 +48,13 @@ from nbgov.events.catalogue import (
     ModelFitted,
     ParamsLogged,
     PredictionMade,
-    Session,
     SessionEnded,
     SessionStarted,
     cell_payload,
-    format_time,
 )
 from nbgov.fingerprint import FileFingerprinter, fingerprint_object
 from nbgov.identity import hostname
+from nbgov.ledger.envelope import Session, format_time
 from nbgov.ledger.facade import Ledger
 from nbgov.redaction import SecretMemory
 

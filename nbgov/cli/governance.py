@@ -144,7 +144,7 @@ def approve(ctx: click.Context, model: str, policy_path: Path | None, note: str 
     Example:
       NBGOV_ACTOR=rita nbgov approve credit_risk@3 --note "bias review 2026-11"
     """
-    from nbgov.governance.approvals import ApprovalRefused
+    from nbgov.errors import ApprovalRefused
     from nbgov.governance.approvals import approve as approve_model
 
     ledger = _ledger(ctx)

@@ -253,8 +253,8 @@ def migrate(ctx: click.Context, url: str) -> None:
       export NBGOV_LEDGER="ducklake:postgres:dbname=nbgov host=db;data=/shared/nbgov/"
       nbgov verify
     """
-    from nbgov.ledger.ducklake import migrate_to_team
     from nbgov.ledger.facade import Ledger
+    from nbgov.ledger.migrate import migrate_to_team
     from nbgov.settings import resolve_settings
 
     source = Ledger(settings=resolve_settings({"home": ctx.find_root().obj["home"], "ledger": ""}))

@@ -40,7 +40,7 @@ def describe(ctx: click.Context, ref: str, intended_use: str, out_of_scope: str 
           --out-of-scope "final credit decisions without human review" \\
           --limitations "trained on 2019-2024 applications from one region" --owner credit-risk-team
     """
-    from nbgov.evidence.model_doc import describe_model
+    from nbgov.governance.descriptions import describe_model
 
     ledger = _ledger(ctx)
     describe_model(ledger, ref, intended_use=intended_use, out_of_scope=out_of_scope,

@@ -1,5 +1,123 @@
-"""The event catalogue: every type of fact nbgov records, typed and versioned."""
+"""The event catalogue: every type of fact nbgov records, typed and versioned.
 
-from nbgov.events.catalogue import *  # noqa: F403
-from nbgov.events.catalogue import __all__ as __all__
-from nbgov.events.catalogue import check_type_name as check_type_name
+One frozen dataclass per event type, with a class-level ``TYPE`` name and schema ``VERSION``,
+grouped by the part of nbgov that records it: :mod:`~nbgov.events.capture`,
+:mod:`~nbgov.events.governance`, :mod:`~nbgov.events.reviews` and :mod:`~nbgov.events.ledger`.
+:data:`~nbgov.events.registry.EVENT_TYPES` lists every type nbgov accepts; anything else is
+refused. How an event travels to the ledger (its envelope and canonical encoding) is the ledger's
+business: :mod:`nbgov.ledger.envelope`.
+
+Records are never changed: a :class:`Correction` is a new event pointing at the one it corrects.
+"""
+from nbgov.events.base import Event, check_type_name
+from nbgov.events.capture import (
+    CaptureFailed,
+    CellExecuted,
+    DatasetDeclared,
+    DatasetRead,
+    DatasetWritten,
+    MetricsLogged,
+    ModelFitted,
+    ParamsLogged,
+    PredictionMade,
+    SessionEnded,
+    SessionStarted,
+    cell_payload,
+)
+from nbgov.events.governance import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRejected,
+    ApprovalRequested,
+    DataAccessGranted,
+    DataAccessRevoked,
+    DatasetClassified,
+    DriftEvaluated,
+    FairnessEvaluated,
+    KeyRegistered,
+    ModelDescribed,
+    ModelStateChanged,
+    PolicyEvaluated,
+    PolicyRecorded,
+    RiskRecorded,
+    RiskTierSet,
+    RoleGranted,
+    RoleRevoked,
+    VendorLinked,
+    VendorRegistered,
+)
+from nbgov.events.ledger import (
+    CheckpointSigned,
+    Correction,
+    LedgerCreated,
+    LedgerMigrated,
+    SpoolLineRejected,
+)
+from nbgov.events.registry import EVENT_TYPES, event_class, make_event
+from nbgov.events.reviews import (
+    AlertDelivered,
+    AlertDeliveryFailed,
+    AlertRaised,
+    ReviewMissed,
+    ReviewRunFinished,
+    ReviewRunStarted,
+    ScheduleRemoved,
+    SchedulerStarted,
+    SchedulerStopped,
+    ScheduleSet,
+)
+
+__all__ = [
+    "AlertDelivered",
+    "AlertDeliveryFailed",
+    "AlertRaised",
+    "ApprovalDenied",
+    "ApprovalGranted",
+    "ApprovalRejected",
+    "ApprovalRequested",
+    "CaptureFailed",
+    "CellExecuted",
+    "CheckpointSigned",
+    "Correction",
+    "DataAccessGranted",
+    "DataAccessRevoked",
+    "DatasetClassified",
+    "DatasetDeclared",
+    "DatasetRead",
+    "DatasetWritten",
+    "DriftEvaluated",
+    "EVENT_TYPES",
+    "Event",
+    "FairnessEvaluated",
+    "KeyRegistered",
+    "LedgerCreated",
+    "LedgerMigrated",
+    "MetricsLogged",
+    "ModelDescribed",
+    "ModelFitted",
+    "ModelStateChanged",
+    "ParamsLogged",
+    "PolicyEvaluated",
+    "PolicyRecorded",
+    "PredictionMade",
+    "ReviewMissed",
+    "ReviewRunFinished",
+    "ReviewRunStarted",
+    "RiskRecorded",
+    "RiskTierSet",
+    "RoleGranted",
+    "RoleRevoked",
+    "ScheduleRemoved",
+    "ScheduleSet",
+    "SchedulerStarted",
+    "SchedulerStopped",
+    "SessionEnded",
+    "SessionStarted",
+    "SpoolLineRejected",
+    "VendorLinked",
+    "VendorRegistered",
+    "cell_payload",
+    "check_type_name",
+    "event_class",
+    "make_event",
+]

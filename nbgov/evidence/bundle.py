@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from nbgov.errors import NbgovError
-from nbgov.events.catalogue import format_time
+from nbgov.ledger.envelope import format_time
 
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
@@ -98,10 +98,11 @@ def write_bundle(
     NbgovError
         *out* exists and is not an empty directory, cannot be written, or the period is invalid.
     """
+    from nbgov.errors import EvidenceError
     from nbgov.evidence.controls import VerificationSummary, assess_controls
     from nbgov.evidence.parquet import write_table
     from nbgov.evidence.report import render_report
-    from nbgov.evidence.tables import EvidenceError, evidence_tables
+    from nbgov.evidence.tables import evidence_tables
     from nbgov.ledger.integrity.checkpoints import ledger_keys, ledger_origin, stored_checkpoints
     from nbgov.ledger.integrity.notes import VerifierKey, parse_checkpoint, sign_note
     from nbgov.ledger.integrity.signing import load_or_create_key

@@ -28,9 +28,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbgov.errors import NbgovError
+from nbgov.errors import EvidenceError, NbgovError
 from nbgov.evidence.criteria import CRITERIA, Criterion
-from nbgov.evidence.tables import EvidenceError, EvidenceTable, period_params
+from nbgov.evidence.tables import EvidenceTable, period_params
 from nbgov.governance.policy import LoadedPolicy, Policy, validate_policy
 
 if TYPE_CHECKING:
@@ -707,7 +707,8 @@ def _undelivered(c: _Context, evidence: list[Evidence]) -> list[str]:
 def _due_times(c: _Context, gaps: list[str]) -> dict[str, list[dt.datetime]]:
     """Each job's due times in the period (until now), from the schedules in force at each moment;
     a schedule whose times cannot be listed is a gap."""
-    from nbgov.reviews.cron import CronError, occurrences
+    from nbgov.errors import CronError
+    from nbgov.reviews.cron import occurrences
 
     frame = c.ledger.query_arrow(
         "SELECT seq, event_time, change, job, cron, tz, grace_s, effective_from FROM schedule_events "

@@ -1,6 +1,5 @@
 """The documentation page of a model version, written from the ledger's facts alone.
 
-:func:`describe_model` records what a model is for in its owner's words (``model_described``).
 :func:`model_document` gathers, for one version, everything the ledger knows about it (who
 trained it where and on what, its parameters, its evaluations, its approvals, risks, vendors and
 reviews) into a :class:`ModelDocument` of plain data, and lists each fact the ledger lacks as a
@@ -17,15 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import ModelDescribed
 from nbgov.governance.overview import approval_status, lineage_graph, records
-from nbgov.governance.registry import model_version, parse_model_spec
+from nbgov.render.model_document import ModelDocument
 from nbgov.render.model_page import render_html, render_markdown
 
 if TYPE_CHECKING:
@@ -33,110 +29,7 @@ if TYPE_CHECKING:
     from nbgov.governance.policy import LoadedPolicy
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["DescriptionError", "ModelDocument", "describe", "describe_model", "model_document",
-           "render_html", "render_markdown"]
-
-
-class DescriptionError(NbgovError):
-    """A model description cannot be recorded as given."""
-
-
-def _clean(value: str | None) -> str | None:
-    text = (value or "").strip()
-    return text or None
-
-
-def describe_model(ledger: Ledger, ref_or_model: str, *, intended_use: str,
-                   out_of_scope: str | None = None, limitations: str | None = None,
-                   owner: str | None = None, contact: str | None = None) -> str:
-    """Record what a model is for (``model_described``); returns the event id.
-
-    Parameters
-    ----------
-    ref_or_model
-        ``NAME@VERSION`` describes that version; ``NAME`` describes every version of the model
-        until a later description (a version's own description wins over the model's).
-    intended_use
-        What the model is for and who uses its output (required).
-    out_of_scope, limitations, owner, contact
-        Uses it must not be put to, known limitations, the accountable owner, and how to reach them.
-
-    Raises
-    ------
-    DescriptionError
-        The intended use is empty (nothing is recorded).
-    UnknownModel
-        No such model or version in the ledger (nothing is recorded).
-    """
-    use = _clean(intended_use)
-    if use is None:
-        raise DescriptionError("a model description needs its intended use", hint="say what it is for, e.g. "
-                               '--intended-use "pre-screening of loan applications"')
-    name, version = parse_model_spec(ref_or_model)
-    model_version(ledger, ref_or_model)  # refuses an unknown model or version
-    return ledger.append(ModelDescribed(
-        model=name, version=version, intended_use=use, out_of_scope=_clean(out_of_scope),
-        limitations=_clean(limitations), owner=_clean(owner), contact=_clean(contact)))
-
-
-def describe(model: str, *, intended_use: str, out_of_scope: str | None = None,
-             limitations: str | None = None, owner: str | None = None, contact: str | None = None) -> str:
-    """``nbgov.describe_model``: :func:`describe_model` on the ledger this notebook (or script)
-    records to.
-
-    Examples
-    --------
-    >>> nbgov.describe_model("credit_risk", intended_use="pre-screening of consumer loan "
-    ...                      "applications", owner="credit-risk team")  # doctest: +SKIP
-    """
-    from nbgov.capture.recorder import current
-
-    recorder = current()
-    with recorder.internal():
-        return describe_model(recorder.ledger, model, intended_use=intended_use, out_of_scope=out_of_scope,
-                              limitations=limitations, owner=owner, contact=contact)
-
-
-@dataclass(frozen=True)
-class ModelDocument:
-    """Everything the ledger records about one model version, as plain data.
-
-    Times are ISO 8601 text in UTC; JSON values (parameters, metric values) are as recorded.
-    ``gaps`` names each fact the ledger lacks, in words an auditor understands.
-    """
-
-    model: str
-    version: int
-    generated_at: str
-    ledger: dict[str, Any]
-    identity: dict[str, Any]
-    description: dict[str, Any] | None
-    training_data: list[dict[str, Any]]
-    lineage: dict[str, Any]
-    params: dict[str, Any]
-    logged_params: list[dict[str, Any]]
-    metrics: list[dict[str, Any]]
-    fairness: list[dict[str, Any]]
-    drift: list[dict[str, Any]]
-    lifecycle: dict[str, Any]
-    checks: list[dict[str, Any]]
-    check_now: dict[str, Any]
-    decisions: list[dict[str, Any]]
-    requests: list[dict[str, Any]]
-    approvals: dict[str, Any]
-    risk_tier: dict[str, Any]
-    risks: list[dict[str, Any]]
-    vendors: list[dict[str, Any]]
-    reviews: list[dict[str, Any]]
-    policy: dict[str, Any] | None
-    gaps: list[str]
-
-    @property
-    def ref(self) -> str:
-        return f"{self.model}@{self.version}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+__all__ = ["ModelDocument", "model_document", "render_html", "render_markdown"]
 
 
 # -- reading the ledger -----------------------------------------------------------------------------

@@ -54,9 +54,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nbgov.errors import NbgovError
+from nbgov.errors import ParquetLayoutError
 
-__all__ = ["ROW_GROUP_SIZE", "ParquetLayoutError", "json_text", "prepare_table", "write_table"]
+__all__ = ["ROW_GROUP_SIZE", "json_text", "prepare_table", "write_table"]
 
 #: Rows per row group (a reader holds one row group of one column at a time at most).
 ROW_GROUP_SIZE = 64 * 1024
@@ -76,12 +76,6 @@ _OPTIONS: dict[str, Any] = {
 }
 
 _NS_PER_US = 1000
-
-
-class ParquetLayoutError(NbgovError):
-    """A table cannot be written in the evidence layout (or the file written is not in it)."""
-
-    default_hint = "report this as a bug: evidence tables must stay readable by the bundle verifier"
 
 
 def write_table(table: pa.Table, path: str | os.PathLike[str], *,

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
+from nbgov.errors import EvidenceError
 from nbgov.evidence.controls import (
     CONTROLS,
     CRITERIA,
@@ -29,7 +30,7 @@ from nbgov.evidence.controls import (
     Assessment,
     ControlReport,
 )
-from nbgov.evidence.tables import EvidenceError, EvidenceTable
+from nbgov.evidence.tables import EvidenceTable
 from nbgov.render.charts import line_chart_svg, stacked_bar_chart_svg
 
 __all__ = ["render_report"]

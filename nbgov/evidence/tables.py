@@ -25,18 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from nbgov.errors import NbgovError
+from nbgov.errors import EvidenceError
 
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["EvidenceError", "EvidenceTable", "evidence_tables", "period_params"]
+__all__ = ["EvidenceTable", "evidence_tables", "period_params"]
 
 ACTIVITY, IN_FORCE, AGGREGATE = "activity", "in force", "aggregate"
-
-
-class EvidenceError(NbgovError):
-    """Evidence cannot be gathered or presented as asked."""
 
 
 @dataclass(frozen=True)

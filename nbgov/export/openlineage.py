@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from nbgov._version import __version__
-from nbgov.errors import NbgovError
+from nbgov.errors import ExportError
 
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
@@ -45,7 +45,6 @@ __all__ = [
     "FACET_SCHEMAS",
     "PRODUCER",
     "RUN_EVENT_SCHEMA",
-    "ExportError",
     "LedgerFacts",
     "Period",
     "dataset_identity",
@@ -68,10 +67,6 @@ _JOB_TYPE = _SPEC + "2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"
 _SOURCE_CODE = _SPEC + "1-0-1/SourceCodeJobFacet.json#/$defs/SourceCodeJobFacet"
 _CUSTOM = "urn:nbgov:openlineage:facets:1-0-0:"
 _OBJECT_STORES = ("s3", "s3a", "s3n", "gs", "gcs")
-
-
-class ExportError(NbgovError):
-    """An export cannot be made as asked (a bad period, an unwritable destination)."""
 
 
 # -- custom facet schemas -------------------------------------------------------------------------

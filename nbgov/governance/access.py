@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import DataAccessGranted, DataAccessRevoked, DatasetClassified
+from nbgov.errors import AccessError
+from nbgov.events import DataAccessGranted, DataAccessRevoked, DatasetClassified
 from nbgov.fingerprint import fingerprint_file
 from nbgov.governance.policy import CLASSIFICATIONS
 from nbgov.governance.registry import ADMIN, DATA_STEWARD, require_any_role
@@ -24,11 +24,7 @@ from nbgov.governance.registry import ADMIN, DATA_STEWARD, require_any_role
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["AccessError", "access_report", "classify", "grant_access", "revoke_access"]
-
-
-class AccessError(NbgovError):
-    """A classification or grant is not valid."""
+__all__ = ["access_report", "classify", "grant_access", "revoke_access"]
 
 
 def _path(path: str | os.PathLike[str]) -> str:

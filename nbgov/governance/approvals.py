@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import ApprovalDenied, ApprovalGranted, ApprovalRejected, ApprovalRequested
+from nbgov.errors import ApprovalRefused, GovernanceError
+from nbgov.events import ApprovalDenied, ApprovalGranted, ApprovalRejected, ApprovalRequested
 from nbgov.governance.checks import CheckReport, check_model
 from nbgov.governance.policy import LoadedPolicy, record_policy
 from nbgov.governance.registry import (
-    GovernanceError,
     ModelVersion,
     holds_role,
     model_version,
@@ -45,7 +44,7 @@ from nbgov.ledger.integrity.signing import SigningKey, load_or_create_key, verif
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["Approval", "ApprovalRefused", "Rejection", "SignatureCheck", "approve", "reject",
+__all__ = ["Approval", "Rejection", "SignatureCheck", "approve", "reject",
            "request_approval", "verify_approvals"]
 
 SELF_APPROVAL = "self_approval"
@@ -54,28 +53,6 @@ CHECK_FAILED = "policy_check_failed"
 RETIRED = "retired"
 REJECTED = "rejected"
 ALREADY_APPROVED = "already_approved_by_reviewer"
-
-
-class ApprovalRefused(NbgovError):
-    """An approval attempt was denied; the denial is recorded in the ledger.
-
-    Attributes
-    ----------
-    reasons : list[str]
-        Reason codes (self_approval, missing_role, policy_check_failed, retired, rejected,
-        already_approved_by_reviewer; for a refused rejection also approved).
-    event_id : str
-        The ``approval_denied`` event.
-    check : CheckReport or None
-        The policy check run for an approval attempt (None for a refused rejection).
-    """
-
-    def __init__(self, message: str, *, reasons: list[str], event_id: str, check: CheckReport | None,
-                 hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.reasons = reasons
-        self.event_id = event_id
-        self.check = check
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from nbgov import canonical
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import PolicyEvaluated
+from nbgov.events import PolicyEvaluated
 from nbgov.governance.evaluations import judge_fairness
 from nbgov.governance.policy import LoadedPolicy, record_policy
 from nbgov.governance.registry import ModelVersion, model_version, record_transition
@@ -30,27 +29,9 @@ if TYPE_CHECKING:
 
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["CheckFailed", "CheckReport", "Finding", "PolicyBreach", "check_model"]
+__all__ = ["CheckReport", "Finding", "check_model"]
 
 PASS, FAIL, WARN, INFO = "pass", "fail", "warn", "info"
-
-
-class PolicyBreach(NbgovError):
-    """A review found the policy breached (review notebooks raise it, so their run fails and the
-    alert says "policy breach")."""
-
-
-class CheckFailed(PolicyBreach):
-    """A model version failed its policy check (raised in notebooks, so review runs fail)."""
-
-    def __init__(self, report: CheckReport) -> None:
-        failed = report.failures
-        super().__init__(
-            f"{report.ref} fails the policy check: {len(failed)} finding(s): "
-            + "; ".join(f.message for f in failed[:3]) + (" ..." if len(failed) > 3 else ""),
-            hint=failed[0].remedy if failed and failed[0].remedy else "see the findings above",
-        )
-        self.report = report
 
 
 @dataclass(frozen=True)

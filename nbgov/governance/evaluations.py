@@ -1,34 +1,46 @@
 """Bias and drift tests that are recorded, attributed to a model version and judged by policy.
 
-``nbgov.fairness(...)`` and ``nbgov.drift(...)`` compute the statistics (:mod:`nbgov.stats`),
-judge them against the policy in force (when there is one), and record a ``fairness_evaluated``
-or ``drift_evaluated`` event with the model version, the data's fingerprints and the policy's
-SHA-256. Predictions of a captured model are attributed to its version automatically; otherwise
-name it with ``model=``.
+:func:`compute_fairness` and :func:`compute_drift` compute the statistics (:mod:`nbgov.stats`)
+and judge them against the policy in force (when there is one); :func:`record_fairness` and
+:func:`record_drift` record a ``fairness_evaluated`` or ``drift_evaluated`` event with the model
+version, the data's fingerprints and the policy's SHA-256. Which model version a test belongs to
+is decided by the caller (``nbgov.fairness`` and ``nbgov.drift`` in :mod:`nbgov.api` attribute
+predictions of a captured model automatically).
 """
 
 from __future__ import annotations
 
 import html
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from nbgov.capture.estimators import ModelRef
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import DriftEvaluated, FairnessEvaluated
+from nbgov.errors import EvaluationError
+from nbgov.events import DriftEvaluated, FairnessEvaluated
 from nbgov.fingerprint import fingerprint_object
 from nbgov.governance.policy import FairnessRules, LoadedPolicy, load_policy, record_policy
 from nbgov.stats import drift as drift_stats
 from nbgov.stats import fairness as fairness_stats
 
 if TYPE_CHECKING:
-    from nbgov.capture.recorder import Recorder
+    from nbgov.events import Event
+    from nbgov.ledger import Ledger
 
-__all__ = ["Evaluation", "EvaluationError", "drift", "fairness", "judge_fairness"]
+__all__ = [
+    "DriftTest",
+    "Evaluation",
+    "FairnessTest",
+    "Subject",
+    "compute_drift",
+    "compute_fairness",
+    "judge_fairness",
+    "record_drift",
+    "record_fairness",
+    "resolve_policy",
+]
 
 _FAIRNESS_LIMITS = (
     # (policy key, report key, breached when the value is ...)
@@ -38,10 +50,6 @@ _FAIRNESS_LIMITS = (
     ("max_equal_opportunity_difference", "equal_opportunity_difference", "above"),
 )
 _SELECTION_RULES = {"max_demographic_parity_difference", "min_demographic_parity_ratio"}
-
-
-class EvaluationError(NbgovError):
-    """The inputs of a bias or drift test are not usable (says which and why)."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -178,32 +186,22 @@ def _drift_failures(report: Any) -> list[dict[str, Any]]:
     return failures
 
 
-def _policy(policy: LoadedPolicy | str | os.PathLike[str] | None) -> LoadedPolicy | None:
+def resolve_policy(policy: LoadedPolicy | str | os.PathLike[str] | None) -> LoadedPolicy | None:
+    """The policy to judge by: the one given, else the one in force (None when there is none)."""
     if isinstance(policy, LoadedPolicy):
         return policy
     return load_policy(policy, required=False) if policy is None else load_policy(policy)
 
 
-def _recorder() -> Recorder:
-    from nbgov.capture.recorder import current
+@dataclass(frozen=True)
+class Subject:
+    """What an evaluation is about: the model version it is attributed to (if any), the lineage
+    nodes its inputs came from, and notes on how the attribution was made."""
 
-    return current()
-
-
-def _attribute(recorder: Recorder, model: Any, predictions: Any) -> tuple[ModelRef | None, list[str]]:
-    """The model version an evaluation belongs to, and notes on how it was found."""
-    if model is not None:
-        ref = recorder.models.resolve(model)
-        if ref is None:
-            raise EvaluationError(f"no model version matches {model!r}",
-                                  hint="pass the fitted estimator, 'name' or 'name@version'")
-        return ref, []
-    if predictions is not None:
-        traced = recorder.models.trace_output(predictions, fingerprint_object)
-        if traced is not None:
-            return traced[0], []
-    return None, ["not attributed to a model version: pass model= (the estimator or 'name@version') "
-                  "so `nbgov check` can use it"]
+    model: str | None = None
+    version: int | None = None
+    inputs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def _digest(value: Any) -> str | None:
@@ -218,43 +216,32 @@ def _sensitive_prints(sensitive: Any) -> dict[str, Any]:
     return {str(getattr(sensitive, "name", None) or "sensitive"): _digest(sensitive)}
 
 
-def fairness(
+@dataclass(frozen=True)
+class FairnessTest:
+    """A computed bias test, before it is attributed and recorded."""
+
+    report: Any
+    policy: LoadedPolicy | None
+    failures: list[dict[str, Any]]
+
+    @property
+    def verdict(self) -> str:
+        return "unjudged" if self.policy is None else ("fail" if self.failures else "pass")
+
+
+def compute_fairness(
     y_true: Any,
     y_pred: Any,
     sensitive: Any,
     *,
-    model: Any = None,
     positive_label: Any = 1,
     min_group_size: int | None = None,
     alpha: float | None = None,
     intersections: bool = True,
     policy: LoadedPolicy | str | os.PathLike[str] | None = None,
-) -> Evaluation:
-    """Test a model's predictions for bias across groups; record and judge the result.
-
-    Parameters
-    ----------
-    y_true, y_pred
-        True and predicted labels (binary).
-    sensitive
-        The sensitive attribute(s): a named Series, a DataFrame of several, or a dict.
-    model
-        The model version (estimator, ``"name"`` or ``"name@version"``); found from the
-        predictions when they came from a captured model.
-    positive_label
-        The favourable outcome (a prediction equal to it is a "selection").
-    min_group_size, alpha
-        Default: the policy's (``fairness.min_group_size``, ``fairness.alpha``), else 30 and 0.05.
-    policy
-        A policy file to judge against (default: the policy in force, if any).
-
-    Examples
-    --------
-    >>> result = nbgov.fairness(y_test, model.predict(X_test), sensitive=X_test["race"],
-    ...                         positive_label="no")  # doctest: +SKIP
-    >>> result.verdict, result.attribute("race").demographic_parity_ratio  # doctest: +SKIP
-    """
-    loaded = _policy(policy)
+) -> FairnessTest:
+    """Compute a bias test and judge it against the policy (see :func:`nbgov.api.fairness`)."""
+    loaded = resolve_policy(policy)
     rules = loaded.policy.fairness if loaded else FairnessRules()
     try:
         report = fairness_stats.fairness(
@@ -263,49 +250,53 @@ def fairness(
             alpha=rules.alpha if alpha is None else alpha, intersections=intersections)
     except (ValueError, TypeError) as exc:
         raise EvaluationError(f"fairness: {exc}") from None
-    recorder = _recorder()
-    ref, notes = _attribute(recorder, model, y_pred)
-    payload = report.as_dict()
-    failures = judge_fairness(payload, rules) if loaded else []
-    verdict = "unjudged" if loaded is None else ("fail" if failures else "pass")
+    failures = judge_fairness(report.as_dict(), rules) if loaded else []
+    return FairnessTest(report, loaded, failures)
+
+
+def record_fairness(ledger: Ledger, append: Callable[[Event], str], test: FairnessTest, subject: Subject,
+                    y_true: Any, y_pred: Any, sensitive: Any) -> Evaluation:
+    """Record a computed bias test as ``fairness_evaluated``, attributed to *subject*."""
+    loaded = test.policy
     sensitive_prints = _sensitive_prints(sensitive)
-    with recorder.internal():
-        if loaded is not None:
-            record_policy(recorder.ledger, loaded)
-        inputs = ([ref.node] if ref else []) + recorder.inputs_of([y_true, y_pred])
-        event_id = recorder.append(FairnessEvaluated(
-            model=ref.name if ref else None, version=ref.version if ref else None,
-            sensitive=list(sensitive_prints), report=payload,
-            data={"y_true": _digest(y_true), "y_pred": _digest(y_pred), "sensitive": sensitive_prints},
-            verdict=verdict, failures=failures, policy_sha256=loaded.sha256 if loaded else None,
-            inputs=sorted(set(inputs)) or None,
-        ))
-    return Evaluation("fairness", report, verdict, tuple(failures), ref.name if ref else None,
-                      ref.version if ref else None, loaded.source if loaded else None,
-                      loaded.sha256 if loaded else None, event_id, tuple(notes))
+    if loaded is not None:
+        record_policy(ledger, loaded)
+    event_id = append(FairnessEvaluated(
+        model=subject.model, version=subject.version,
+        sensitive=list(sensitive_prints), report=test.report.as_dict(),
+        data={"y_true": _digest(y_true), "y_pred": _digest(y_pred), "sensitive": sensitive_prints},
+        verdict=test.verdict, failures=test.failures, policy_sha256=loaded.sha256 if loaded else None,
+        inputs=sorted(set(subject.inputs)) or None,
+    ))
+    return Evaluation("fairness", test.report, test.verdict, tuple(test.failures), subject.model,
+                      subject.version, loaded.source if loaded else None,
+                      loaded.sha256 if loaded else None, event_id, subject.notes)
 
 
-def drift(
+@dataclass(frozen=True)
+class DriftTest:
+    """A computed drift test, before it is attributed and recorded."""
+
+    report: Any
+    policy: LoadedPolicy | None
+    failures: list[dict[str, Any]]
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if self.report.drifted else "pass"
+
+
+def compute_drift(
     reference: Any,
     current: Any,
     *,
-    model: Any = None,
     features: Any = None,
     categorical: Any = None,
     scores: tuple[Any, Any] | None = None,
     policy: LoadedPolicy | str | os.PathLike[str] | None = None,
-) -> Evaluation:
-    """Test current data (and optionally model scores) for drift from a reference; record it.
-
-    Thresholds, ``alpha``, ``bins`` and ``small_sample`` come from the policy's ``[drift]`` table
-    when a policy is configured (recorded as their source), else nbgov's documented defaults.
-
-    Examples
-    --------
-    >>> result = nbgov.drift(train_df, this_month_df, model="credit_risk")  # doctest: +SKIP
-    >>> result.drifted_features  # doctest: +SKIP
-    """
-    loaded = _policy(policy)
+) -> DriftTest:
+    """Compute a drift test with the policy's thresholds (see :func:`nbgov.api.drift`)."""
+    loaded = resolve_policy(policy)
     options: dict[str, Any] = {}
     if loaded is not None:
         rules = loaded.policy.drift
@@ -316,22 +307,23 @@ def drift(
                                    scores=scores, **options)
     except (ValueError, TypeError, KeyError) as exc:
         raise EvaluationError(f"drift: {exc}") from None
-    recorder = _recorder()
-    ref, notes = _attribute(recorder, model, None)
-    failures = _drift_failures(report)
-    verdict = "fail" if report.drifted else "pass"
+    return DriftTest(report, loaded, _drift_failures(report))
+
+
+def record_drift(ledger: Ledger, append: Callable[[Event], str], test: DriftTest, subject: Subject,
+                 reference: Any, current: Any, scores: tuple[Any, Any] | None) -> Evaluation:
+    """Record a computed drift test as ``drift_evaluated``, attributed to *subject*."""
+    loaded = test.policy
     data: dict[str, Any] = {"reference": _digest(reference), "current": _digest(current)}
     if scores is not None:
         data["scores"] = [_digest(scores[0]), _digest(scores[1])]
-    with recorder.internal():
-        if loaded is not None:
-            record_policy(recorder.ledger, loaded)
-        inputs = ([ref.node] if ref else []) + recorder.inputs_of([reference, current])
-        event_id = recorder.append(DriftEvaluated(
-            model=ref.name if ref else None, version=ref.version if ref else None,
-            report=report.as_dict(), data=data, verdict=verdict, failures=failures,
-            policy_sha256=loaded.sha256 if loaded else None, inputs=sorted(set(inputs)) or None,
-        ))
-    return Evaluation("drift", report, verdict, tuple(failures), ref.name if ref else None,
-                      ref.version if ref else None, loaded.source if loaded else None,
-                      loaded.sha256 if loaded else None, event_id, tuple(notes))
+    if loaded is not None:
+        record_policy(ledger, loaded)
+    event_id = append(DriftEvaluated(
+        model=subject.model, version=subject.version,
+        report=test.report.as_dict(), data=data, verdict=test.verdict, failures=test.failures,
+        policy_sha256=loaded.sha256 if loaded else None, inputs=sorted(set(subject.inputs)) or None,
+    ))
+    return Evaluation("drift", test.report, test.verdict, tuple(test.failures), subject.model,
+                      subject.version, loaded.source if loaded else None,
+                      loaded.sha256 if loaded else None, event_id, subject.notes)

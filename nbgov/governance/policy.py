@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nbgov import canonical
-from nbgov.errors import FileProblem
-from nbgov.events.catalogue import PolicyRecorded
+from nbgov.errors import PolicyError
+from nbgov.events import PolicyRecorded
 from nbgov.settings import find_pyproject
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ __all__ = [
     "TIERS",
     "LoadedPolicy",
     "Policy",
-    "PolicyError",
     "find_policy",
     "load_policy",
     "policy_template",
@@ -62,12 +61,6 @@ RISK_CATEGORIES: tuple[str, ...] = get_args(Category)
 CLASSIFICATIONS: tuple[str, ...] = get_args(Classification)
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Probability = Annotated[float, Field(gt=0, lt=1)]
-
-
-class PolicyError(FileProblem):
-    """A policy cannot be used: missing, not TOML, or not a valid policy (``SOURCE: KEY: PROBLEM``)."""
-
-    default_hint = f"see the policy reference in the README, or `nbgov policy init` for a {POLICY_FILE}"
 
 
 def _all_facts() -> list[Fact]:

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import KeyRegistered, ModelStateChanged, RoleGranted, RoleRevoked
+from nbgov.errors import GovernanceError, PermissionDenied, UnknownModel
+from nbgov.events import KeyRegistered, ModelStateChanged, RoleGranted, RoleRevoked
 from nbgov.ledger.integrity.signing import ALGORITHM, SigningKey
 
 if TYPE_CHECKING:
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 __all__ = [
     "STATES",
     "ModelVersion",
-    "PermissionDenied",
-    "UnknownModel",
     "grant_role",
     "holds_role",
     "model_version",
@@ -41,20 +39,6 @@ STATES = ("trained", "validated", "approved", "rejected", "retired")
 ADMIN = "admin"
 DATA_STEWARD = "data_steward"
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-
-
-class GovernanceError(NbgovError):
-    """A governance action cannot be carried out."""
-
-
-class UnknownModel(GovernanceError):
-    """No such model version in the ledger."""
-
-    default_hint = "list them with: nbgov sql \"SELECT model, version, state FROM model_versions\""
-
-
-class PermissionDenied(GovernanceError):
-    """The acting user may not do this (missing role, or segregation of duties)."""
 
 
 @dataclass(frozen=True)

@@ -5,22 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import RiskRecorded, RiskTierSet
+from nbgov.errors import RiskError
+from nbgov.events import RiskRecorded, RiskTierSet
 from nbgov.governance.policy import RISK_CATEGORIES, TIERS
 
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["LEVELS", "TREATMENTS", "RiskError", "record_risk", "set_tier"]
+__all__ = ["LEVELS", "TREATMENTS", "record_risk", "set_tier"]
 
 LEVELS = ("low", "medium", "high")
 TREATMENTS = ("mitigate", "accept", "transfer", "avoid")
 STATUSES = ("open", "closed")
-
-
-class RiskError(NbgovError):
-    """A risk register entry is not valid."""
 
 
 def _choice(field: str, value: str, choices: tuple[str, ...]) -> str:

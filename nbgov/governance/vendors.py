@@ -10,22 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import VendorLinked, VendorRegistered
+from nbgov.errors import VendorError
+from nbgov.events import VendorLinked, VendorRegistered
 from nbgov.fingerprint import fingerprint_file
 
 if TYPE_CHECKING:
     from nbgov.governance.policy import Policy
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["Attestation", "VendorError", "attestation_status", "link_vendor", "parse_certification",
+__all__ = ["Attestation", "attestation_status", "link_vendor", "parse_certification",
            "register_vendor"]
 
 _CERT = re.compile(r"^\s*(?P<name>[^:=]+?)\s*[:=]\s*(?P<date>\d{4}-\d{2}-\d{2})\s*$")
-
-
-class VendorError(NbgovError):
-    """A vendor cannot be registered or linked as asked."""
 
 
 def parse_certification(value: str | Mapping[str, Any]) -> dict[str, Any]:

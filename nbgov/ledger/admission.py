@@ -11,7 +11,7 @@ without failing.
 
 from __future__ import annotations
 
-from nbgov.events.catalogue import EVENT_TYPES
+from nbgov.events import EVENT_TYPES
 
 __all__ = ["BODY_CHECK", "INSERT_EVENTS", "REFUSED", "SCREEN_EVENTS", "TIME_FORMAT"]
 

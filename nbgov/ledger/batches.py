@@ -24,8 +24,9 @@ import numpy as np
 import pyarrow as pa
 
 from nbgov import canonical
-from nbgov.events.catalogue import SpoolLineRejected, encode_body, format_time
+from nbgov.events import SpoolLineRejected
 from nbgov.identity import Actor
+from nbgov.ledger.envelope import encode_body, format_time
 from nbgov.ledger.integrity.chain import GENESIS, LeafHasher
 from nbgov.ledger.spool import Rejection, SegmentCursor, SegmentRead, list_segments, read_segment
 

@@ -37,30 +37,23 @@ from typing import Any
 
 import duckdb
 
-from nbgov.errors import LedgerAccessError, LedgerError, LedgerLocked, NbgovError
-from nbgov.ledger.store import DUCKDB_CONFIG, transaction
-from nbgov.ledger.url import _KEYWORD, _SECRET_KEYS, URL_PREFIX, LakeLocation, parse_ledger_url
+from nbgov.errors import (
+    LedgerAccessError,
+    LedgerError,
+    LedgerLocked,
+    LedgerUnavailable,
+    TeamBackendMissing,
+)
+from nbgov.ledger.store import DUCKDB_CONFIG
+from nbgov.settings import _KEYWORD, _SECRET_KEYS, URL_PREFIX, LakeLocation, parse_ledger_url
 
-__all__ = ["LAKE", "URL_PREFIX", "DuckLakeStore", "LakeLocation", "LedgerUnavailable", "TeamBackendMissing",
+__all__ = ["LAKE", "URL_PREFIX", "DuckLakeStore", "LakeLocation", "TeamBackendMissing",
            "parse_ledger_url"]
 
 #: The name the catalog is attached under in every connection (the ledger's tables live there).
 LAKE = "nbgov_lake"
 _EXTENSIONS = (("postgres_scanner", "duckdb_extension_postgres_scanner"),
                ("ducklake", "duckdb_extension_ducklake"))
-
-
-class TeamBackendMissing(NbgovError):
-    """The team backend's DuckDB extensions are not installed."""
-
-    default_hint = "pip install 'nbgov[team]' (DuckDB's ducklake and postgres extensions, offline wheels)"
-
-
-class LedgerUnavailable(LedgerError):
-    """The shared catalog (PostgreSQL, or the data path) cannot be reached right now."""
-
-    default_hint = ("captured events wait in this host's spool; `nbgov ingest` moves them once "
-                    "PostgreSQL is reachable again")
 
 
 def extension_files() -> dict[str, Path]:
@@ -262,65 +255,6 @@ def retry_conflicts(action: Any, attempts: int = 5) -> Any:
                 raise
             time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))
     return None
-
-
-#: The tables a migration copies, row for row (the views are recreated by the schema migrations).
-_COPIED = ("event_log", "ingest_batches", "spool_progress", "merkle_nodes")
-
-
-def migrate_to_team(source: Any, url: str) -> tuple[int, str]:
-    """Copy the embedded ledger *source* (a :class:`~nbgov.ledger.facade.Ledger`) into the empty team
-    ledger at *url*, keeping every event's ``seq``, ingest time, leaf and chain hash, the batch
-    log, the spool cursors, the Merkle tree and the ledger's id (so its checkpoints still verify);
-    then record ``ledger_migrated`` there. Returns (events copied, head chain hash).
-
-    Raises
-    ------
-    NbgovError
-        The team ledger already holds events, or either ledger cannot be reached.
-    """
-    from nbgov.events.catalogue import LedgerMigrated
-    from nbgov.ledger.schema.migrations import ledger_id, upgrade
-
-    location = parse_ledger_url(url)
-    target = DuckLakeStore(location, extension_dir=source.settings.home / "duckdb_extensions",
-                           lock_timeout=source.settings.lock_timeout)
-    source.ingest()  # nothing of this host's spool is left behind
-    with source.reader(ingest=False) as con:
-        tables = {name: con.execute(f"SELECT * FROM {name}").to_arrow_table() for name in _COPIED}
-        identity = ledger_id(con) or ""
-    events = tables["event_log"].num_rows
-    if not events:
-        raise NbgovError("the ledger to migrate holds no events")
-    head = tables["event_log"].sort_by("seq").column("chain_hash")[-1].as_py().hex()
-    with target.ingest_lock(), target.write() as con:
-        upgrade(con)
-        held = con.execute("SELECT count(*) FROM event_log").fetchone()
-        if held and held[0]:
-            raise NbgovError(f"the team ledger already holds {held[0]} events",
-                             hint="migrate into a new, empty team ledger (a new database or data path)")
-        with transaction(con):
-            # The copy keeps the source's identity: its checkpoints' origin is nbgov/<ledger id>.
-            con.execute("DELETE FROM ledger_meta WHERE key = 'ledger_id'")
-            con.execute("INSERT INTO ledger_meta VALUES ('ledger_id', $id)", {"id": identity})
-            for name, table in tables.items():
-                con.register("nbgov_copy", table)
-                try:
-                    con.execute(f"INSERT INTO {name} SELECT * FROM nbgov_copy")
-                finally:
-                    con.unregister("nbgov_copy")
-        copied = con.execute("SELECT count(*), max(seq) FROM event_log").fetchone()
-        if copied is None or copied[0] != events:
-            raise LedgerError(f"the copy holds {copied[0] if copied else 0} of {events} events")
-    from nbgov.ledger.facade import Ledger
-    from nbgov.settings import resolve_settings
-
-    team = Ledger(settings=resolve_settings({"home": source.settings.home, "ledger": location.url}),
-                  actor=source.actor)
-    team.append(LedgerMigrated(source=str(source.settings.ledger_path), target=target.description,
-                               events=events, head_chain=head))
-    team.ingest()
-    return events, head
 
 
 # -- "is anything of this host's spool not in the catalog yet?", answered locally ------------------

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from nbgov._version import __version__
 from nbgov.errors import LedgerAccessError, LedgerError, NbgovWarning, NotALedger, UnknownEventType
-from nbgov.events.catalogue import EVENT_TYPES, Event, LedgerCreated, Session
+from nbgov.events import EVENT_TYPES, Event, LedgerCreated
 from nbgov.identity import Actor, resolve_actor
+from nbgov.ledger.envelope import Session
 from nbgov.ledger.ingest import IngestReport, ingest_spool, read_cursors, read_rejections
 from nbgov.ledger.integrity.verify import Head, Progress, VerifyReport, verify_ledger
 from nbgov.ledger.query import QueryResult, check_read_only, run_statements
@@ -126,7 +127,7 @@ class Ledger:
         if self.settings.ledger is None:
             return FileStore(self.settings.ledger_path, lock_timeout=self.settings.lock_timeout)
         from nbgov.ledger.ducklake import DuckLakeStore
-        from nbgov.ledger.url import parse_ledger_url
+        from nbgov.settings import parse_ledger_url
 
         return DuckLakeStore(parse_ledger_url(self.settings.ledger),
                              extension_dir=self.settings.home / "duckdb_extensions",
@@ -258,7 +259,8 @@ class Ledger:
         return bool(made)
 
     def _checkpoint_key(self, *, required: bool) -> Any:
-        from nbgov.ledger.integrity.signing import SigningKeyError, load_or_create_key
+        from nbgov.errors import SigningKeyError
+        from nbgov.ledger.integrity.signing import load_or_create_key
 
         try:
             return load_or_create_key(self.settings.key_dir, self.actor.id)

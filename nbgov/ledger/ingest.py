@@ -34,10 +34,10 @@ import numpy as np
 import pyarrow as pa
 
 from nbgov.errors import IngestError
-from nbgov.events.catalogue import BodyError, check_body
 from nbgov.identity import Actor, hostname
 from nbgov.ledger.admission import INSERT_EVENTS, SCREEN_EVENTS, TIME_FORMAT
 from nbgov.ledger.batches import Batch, Planner, body_array, prefetched, read_cursors, read_rejections
+from nbgov.ledger.envelope import BodyError, check_body
 from nbgov.ledger.integrity.tree_store import extend as extend_tree
 from nbgov.ledger.schema.migrations import upgrade
 from nbgov.ledger.spool import (

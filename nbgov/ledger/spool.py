@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from nbgov.errors import SpoolError
-from nbgov.events.catalogue import Event, Session, encode_body, format_time
+from nbgov.events import Event
 from nbgov.identity import Actor, hostname
+from nbgov.ledger.envelope import Session, encode_body, format_time
 
 __all__ = [
     "FORMAT_TAG",

@@ -16,12 +16,10 @@ import math
 import re
 from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nbgov.render.model_document import ModelDocument
 from nbgov.render.svg import _attr, _fit, _open_svg, _text
-
-if TYPE_CHECKING:
-    from nbgov.evidence.model_doc import ModelDocument
 
 __all__ = ["group_rates_svg", "render_html", "render_markdown"]
 

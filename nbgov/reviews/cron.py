@@ -48,9 +48,9 @@ from croniter import (  # type: ignore[import-untyped]
     croniter,
 )
 
-from nbgov.errors import NbgovError
+from nbgov.errors import CronError
 
-__all__ = ["CronError", "Occurrence", "next_occurrence", "occurrences", "validate"]
+__all__ = ["Occurrence", "next_occurrence", "occurrences", "validate"]
 
 _FIELD_HINT = "cron takes 5 fields: minute hour day-of-month month day-of-week, e.g. '30 2 * * MON'"
 _ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
@@ -60,10 +60,6 @@ _PLAIN_TOKEN = re.compile(r"(?P<first>\*|[0-9]+|[a-z]+)(?:-(?P<last>[0-9]+|[a-z]
 # croniter's hashed (H) and random (R) values: hashed ones need an id, random ones change per call.
 _HASHED_TOKEN = re.compile(r"[hr](?:\(.*\))?(?:/.*)?")
 _CRONITER_PREFIX = re.compile(r"^\[.*?\] is not acceptable[.,]?\s*")
-
-
-class CronError(NbgovError):
-    """An invalid cron expression or time zone (one-line message naming the problem)."""
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import nbformat
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import ReviewRunFinished, ReviewRunStarted, Session
+from nbgov.errors import NbgovError, ReviewError
+from nbgov.events import ReviewRunFinished, ReviewRunStarted
 from nbgov.fingerprint import fingerprint_file
 from nbgov.identity import hostname
+from nbgov.ledger.envelope import Session
 from nbgov.reviews.execution import environment_variables
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_CODES",
     "Parameter",
-    "ReviewError",
     "ReviewResult",
     "notebook_parameters",
     "parse_parameters",
@@ -65,10 +65,6 @@ EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, TIMED_OUT: 3, KERNEL_DIED: 4}
 POLICY_BREACHES = frozenset({"CheckFailed", "PolicyBreach"})
 
 Progress = Callable[[int, int], None]
-
-
-class ReviewError(NbgovError):
-    """A review cannot be launched as asked (notebook, parameters); nothing is recorded."""
 
 
 @dataclass(frozen=True)
@@ -394,7 +390,7 @@ def run_review(
 
 
 def _recordable(values: Mapping[str, Any]) -> dict[str, Any]:
-    from nbgov.capture.estimators import to_json_value
+    from nbgov.canonical import to_json_value
     from nbgov.redaction import redact_value
 
     return {name: redact_value(to_json_value(value), name) for name, value in values.items()}

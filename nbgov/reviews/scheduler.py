@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nbgov.alerts.raising import raise_alert, retry_alerts
 from nbgov.errors import NbgovError
-from nbgov.events.catalogue import ReviewMissed, SchedulerStarted, SchedulerStopped
+from nbgov.events import ReviewMissed, SchedulerStarted, SchedulerStopped
 from nbgov.identity import hostname
 from nbgov.reviews.cron import occurrences
 from nbgov.reviews.schedules import Schedule, list_schedules

@@ -20,23 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import ScheduleRemoved, ScheduleSet
+from nbgov.errors import ScheduleError
+from nbgov.events import ScheduleRemoved, ScheduleSet
 from nbgov.reviews.cron import next_occurrence, validate
 from nbgov.reviews.runs import notebook_parameters, parse_parameters
 
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["CATCH_UP", "Schedule", "ScheduleError", "add_schedule", "list_schedules", "remove_schedule"]
+__all__ = ["CATCH_UP", "Schedule", "add_schedule", "list_schedules", "remove_schedule"]
 
 CATCH_UP = ("skip", "latest", "all")
 _JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_GRACE = 3600.0
-
-
-class ScheduleError(NbgovError):
-    """A schedule cannot be added, changed or removed as asked; nothing is recorded."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +103,7 @@ def add_schedule(
     grace_s = _default_grace(cron, tz, now) if grace is None else grace
     if not grace_s > 0:
         raise ScheduleError(f"grace must be a positive number of seconds, not {grace_s}")
-    from nbgov.capture.estimators import to_json_value
+    from nbgov.canonical import to_json_value
 
     ledger.append(ScheduleSet(
         job=job, notebook=str(path), cron=cron, tz=tz, parameters=to_json_value(values),

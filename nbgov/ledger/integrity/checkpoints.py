@@ -29,12 +29,11 @@ from typing import Any
 import duckdb
 import orjson
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import CheckpointSigned, Event, KeyRegistered
-from nbgov.ledger.integrity.merkle import ProofError, verify_consistency
+from nbgov.errors import NbgovError, NotAnExtension, NoteError, ProofError
+from nbgov.events import CheckpointSigned, Event, KeyRegistered
+from nbgov.ledger.integrity.merkle import verify_consistency
 from nbgov.ledger.integrity.notes import (
     Checkpoint,
-    NoteError,
     VerifierKey,
     checkpoint_text,
     open_note,
@@ -46,7 +45,6 @@ from nbgov.ledger.integrity.tree_store import LedgerTree
 
 __all__ = [
     "REASONS",
-    "NotAnExtension",
     "StoredCheckpoint",
     "check_against",
     "checkpoint_events",
@@ -61,14 +59,6 @@ __all__ = [
 ]
 
 REASONS = ("session_end", "review_run", "interval", "manual")
-
-
-class NotAnExtension(NbgovError):
-    """The ledger is not an append-only extension of a checkpoint; ``seq`` is where it shows."""
-
-    def __init__(self, message: str, *, seq: int) -> None:
-        super().__init__(message)
-        self.seq = seq
 
 
 def ledger_origin(ledger_id: str) -> str:

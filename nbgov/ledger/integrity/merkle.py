@@ -24,12 +24,11 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from nbgov.errors import NbgovError
+from nbgov.errors import ProofError
 
 __all__ = [
     "EMPTY_ROOT",
     "Frontier",
-    "ProofError",
     "Tree",
     "consistency_proof",
     "inclusion_proof",
@@ -41,10 +40,6 @@ __all__ = [
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-
-class ProofError(NbgovError):
-    """A Merkle proof does not verify (or is malformed)."""
 
 
 def leaf_hash(data: bytes) -> bytes:

@@ -25,11 +25,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from nbgov.errors import NbgovError
+from nbgov.errors import NoteError
 
 __all__ = [
     "Checkpoint",
-    "NoteError",
     "VerifierKey",
     "checkpoint_text",
     "open_note",
@@ -42,10 +41,6 @@ _ED25519 = b"\x01"
 _DASH = "\u2014 "
 _MAX_SIGNATURES = 100
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
-
-
-class NoteError(NbgovError):
-    """A signed note or checkpoint is malformed, or not signed by a trusted key."""
 
 
 def _check_name(name: str) -> None:

@@ -18,22 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbgov.errors import NbgovError
-from nbgov.events.catalogue import format_time
+from nbgov.errors import NbgovError, NoteError, ProofError, ProofFileError
+from nbgov.ledger.envelope import format_time
 from nbgov.ledger.integrity.chain import leaf_hash
-from nbgov.ledger.integrity.merkle import ProofError, verify_inclusion
-from nbgov.ledger.integrity.notes import Checkpoint, NoteError, VerifierKey, open_note, parse_checkpoint
+from nbgov.ledger.integrity.merkle import verify_inclusion
+from nbgov.ledger.integrity.notes import Checkpoint, VerifierKey, open_note, parse_checkpoint
 
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["PROOF_FORMAT", "ProofCheck", "ProofFileError", "check_proof", "make_proof", "read_proof"]
+__all__ = ["PROOF_FORMAT", "ProofCheck", "check_proof", "make_proof", "read_proof"]
 
 PROOF_FORMAT = "nbgov-proof/1"
-
-
-class ProofFileError(NbgovError):
-    """A proof file is unreadable or malformed."""
 
 
 def make_proof(ledger: Ledger, seq: int) -> dict[str, Any]:

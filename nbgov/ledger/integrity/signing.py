@@ -24,16 +24,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from nbgov import canonical
-from nbgov.errors import NbgovError
+from nbgov.errors import SigningKeyError
 
-__all__ = ["ALGORITHM", "SigningKey", "SigningKeyError", "key_id", "load_or_create_key", "verify"]
+__all__ = ["ALGORITHM", "SigningKey", "key_id", "load_or_create_key", "verify"]
 
 ALGORITHM = "ed25519"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-class SigningKeyError(NbgovError):
-    """A signing key cannot be read, created or used."""
 
 
 def key_id(public_raw: bytes) -> str:

@@ -34,8 +34,8 @@ import orjson
 
 from nbgov import canonical
 from nbgov.errors import NbgovError
-from nbgov.events.catalogue import format_time
 from nbgov.ledger.admission import TIME_FORMAT
+from nbgov.ledger.envelope import format_time
 from nbgov.ledger.integrity.chain import GENESIS, chain_hash, leaf_hash
 
 __all__ = ["Head", "Problem", "VerifyReport", "read_head_file", "verify_ledger", "write_head_file"]
@@ -181,12 +181,8 @@ def verify_ledger(
 
 def _check_checkpoints(con: duckdb.DuckDBPyConnection, report: VerifyReport, ledger_id: str,
                        note: str | None, trusted: list[Any] | None) -> None:
-    from nbgov.ledger.integrity.checkpoints import (
-        NotAnExtension,
-        check_against,
-        check_recorded,
-        stored_checkpoints,
-    )
+    from nbgov.errors import NotAnExtension
+    from nbgov.ledger.integrity.checkpoints import check_against, check_recorded, stored_checkpoints
 
     report.checkpoints = len(stored_checkpoints(con))
     for seq, problem in check_recorded(con, ledger_id):

@@ -1,0 +1,228 @@
+"""Events of capture: sessions, cells, datasets read and written, model fits, parameters,
+metrics, predictions, and capture's own failures.
+
+Lineage convention: an event that adds to the lineage graph names, in its payload, the ``node``
+it describes and the ``inputs`` (upstream node ids) it came from. Node ids are strings:
+``dataset:<fingerprint>`` (or ``dataset:path:<path>`` when the content could not be hashed),
+``cell:<session>:<n>`` (one execution of a cell), ``var:<session>:<n>:<name>`` (the value a cell
+bound to a name), ``model:<name>@<version>``; an event without a node of its own (an evaluation,
+a prediction) is the node ``event:<event id>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from nbgov import canonical
+from nbgov.events.base import Event
+
+__all__ = [
+    "CaptureFailed",
+    "CellExecuted",
+    "DatasetDeclared",
+    "DatasetRead",
+    "DatasetWritten",
+    "MetricsLogged",
+    "ModelFitted",
+    "ParamsLogged",
+    "PredictionMade",
+    "SessionEnded",
+    "SessionStarted",
+    "cell_payload",
+]
+
+
+@dataclass(frozen=True)
+class SessionStarted(Event):
+    """A kernel, script or review run began recording."""
+
+    TYPE: ClassVar[str] = "session_started"
+    host: str
+    python: str
+    pid: int | None = None
+    kernel_id: str | None = None
+    notebook: str | None = None
+    notebook_source: str | None = None
+    notebook_sha256: str | None = None
+    packages_sha256: str | None = None
+    packages_count: int | None = None
+    git_root: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    nbgov_version: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionEnded(Event):
+    """A recording session ended (``reason``: unload, exit, ...)."""
+
+    TYPE: ClassVar[str] = "session_ended"
+    reason: str
+    cells: int = 0
+
+
+@dataclass(frozen=True)
+class CellExecuted(Event):
+    """One execution of a notebook cell.
+
+    ``source`` is already redacted and ``source_sha256`` hashes the redacted text. ``uses`` and
+    ``defines`` are the global names the cell read and bound (a static def-use analysis);
+    ``inputs`` are the earlier cell executions that last defined the names it used and the
+    datasets it read. ``bindings`` lists the variable nodes the cell bound, each with the nodes
+    its value came from (see :mod:`nbgov.capture.dataflow`).
+    """
+
+    TYPE: ClassVar[str] = "cell_executed"
+    PLAIN: ClassVar[bool] = True  # runs around every cell: keep it cheap
+    node: str
+    cell_id: str | None
+    execution_count: int | None
+    source_sha256: str
+    source: str
+    started_at: str
+    duration_us: int
+    ok: bool
+    error_type: str | None = None
+    uses: list[str] | None = None
+    defines: list[str] | None = None
+    inputs: list[str] | None = None
+    bindings: list[dict[str, Any]] | None = None
+    redactions: int = 0
+
+
+def cell_payload(**fields_: Any) -> bytes:
+    """The canonical payload of a :class:`CellExecuted`, built without the dataclass.
+
+    Cell capture runs around every cell, so it skips constructing the event object; the fields
+    must be exactly CellExecuted's (a test holds the two to the same bytes).
+    """
+    return canonical.encode_plain(fields_)
+
+
+@dataclass(frozen=True)
+class _DatasetAccess(Event):
+    path: str
+    fingerprint: str | None
+    algorithm: str | None
+    coverage: str
+    size_bytes: int | None = None
+    rows: int | None = None
+    columns: list[list[str]] | None = None
+    via: str | None = None
+    node: str | None = None
+    inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetRead(_DatasetAccess):
+    """A dataset was read; ``fingerprint`` covers ``coverage`` of it with ``algorithm``.
+
+    Lineage: ``node`` is the cell execution that read it, ``inputs`` the dataset node.
+    """
+
+    TYPE: ClassVar[str] = "dataset_read"
+
+
+@dataclass(frozen=True)
+class DatasetWritten(_DatasetAccess):
+    """A dataset was written; fields as for :class:`DatasetRead`.
+
+    Lineage: ``node`` is the dataset node, ``inputs`` the cell execution that wrote it.
+    """
+
+    TYPE: ClassVar[str] = "dataset_written"
+
+
+@dataclass(frozen=True)
+class DatasetDeclared(Event):
+    """Provenance facts a person declared about a dataset (``%nbgov dataset``)."""
+
+    TYPE: ClassVar[str] = "dataset_declared"
+    path: str
+    fingerprint: str | None
+    algorithm: str | None
+    node: str
+    source: str | None = None
+    license: str | None = None
+    owner: str | None = None
+    contains_pii: list[str] | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelFitted(Event):
+    """A model version was trained.
+
+    ``data`` holds fingerprints of what fit received (X, y, ...); ``inputs`` the upstream lineage
+    nodes (datasets and cell executions) the training data came from.
+    """
+
+    TYPE: ClassVar[str] = "model_fitted"
+    node: str
+    model: str
+    version: int
+    estimator: str
+    params: dict[str, Any]
+    n_samples: int | None = None
+    n_features: int | None = None
+    features: list[str] | None = None
+    data: dict[str, Any] | None = None
+    model_fingerprint: str | None = None
+    started_at: str | None = None
+    duration_us: int | None = None
+    inputs: list[str] | None = None
+    name_source: str | None = None
+
+
+@dataclass(frozen=True)
+class ParamsLogged(Event):
+    """Parameters logged by hand (``nbgov.log_params``), for a model version or the session."""
+
+    TYPE: ClassVar[str] = "params_logged"
+    params: dict[str, Any]
+    model: str | None = None
+    version: int | None = None
+    inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class MetricsLogged(Event):
+    """Evaluation results for a model version on a dataset.
+
+    ``via`` says where they came from: ``nbgov.log_metrics``, ``estimator.score`` or the name of a
+    scikit-learn metric function; ``dataset`` is the fingerprint (or path) of the evaluation data.
+    """
+
+    TYPE: ClassVar[str] = "metrics_logged"
+    metrics: dict[str, Any]
+    model: str | None = None
+    version: int | None = None
+    dataset: str | None = None
+    via: str | None = None
+    data: dict[str, Any] | None = None
+    inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class PredictionMade(Event):
+    """A captured model produced predictions: fingerprints and row count, never the rows."""
+
+    TYPE: ClassVar[str] = "prediction_made"
+    model: str
+    version: int
+    method: str
+    rows: int | None
+    input_fingerprint: str | None
+    output_fingerprint: str | None
+    inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class CaptureFailed(Event):
+    """A capture hook failed; the user's code ran on unaffected."""
+
+    TYPE: ClassVar[str] = "capture_failed"
+    hook: str
+    error_type: str
+    message: str
