@@ -11,6 +11,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 WORKERS = Path(__file__).parent / "workers"
+#: Third-party known-answer data kept with the tests, each set beside its LICENSE and README
+#: (tests/data/vectors/README.md says where they come from).
+VECTORS = Path(__file__).parent / "data" / "vectors"
+
+
+def vector_files(*folder: str, pattern: str = "*.json") -> list[Path]:
+    """The files matching *pattern* under ``tests/data/vectors/<folder...>``, sorted. They are part
+    of the repository: a missing or empty folder is an error, never a reason to skip."""
+    where = VECTORS.joinpath(*folder)
+    found = sorted(where.rglob(pattern))
+    if not found:
+        raise FileNotFoundError(f"no {pattern} files under {where}: the test vectors are part of the "
+                                f"repository (tests/data/vectors); restore them from version control")
+    return found
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -1,12 +1,14 @@
 """``nbgov export``: OpenLineage RunEvents and a W3C PROV-JSON document from real ledgers.
 
-OpenLineage events are rebuilt with the official OpenLineage Python client's typed model
-(``openlineage-python``: its classes define every standard facet's fields, require a UUID run id
-and an RFC 3339 event time, and know each facet's schema URL) and must serialise back to exactly
-what nbgov exported; nbgov's custom facets are validated against the JSON Schemas nbgov publishes
-for them. (The OpenLineage JSON Schema itself is not shipped in any package on the registries
-this project can reach.) PROV documents are loaded with the ``prov`` package and validated against
-the PROV-JSON member submission's schema that package ships.
+OpenLineage events are validated against the official OpenLineage JSON Schema and each standard
+facet against the official schema its ``_schemaURL`` names (both vendored in
+tests/data/vectors/openlineage and resolved offline through a ``referencing`` registry), nbgov's
+custom facets against the JSON Schemas nbgov publishes for them; they are also rebuilt with the
+official OpenLineage Python client's typed model (``openlineage-python``: its classes define every
+standard facet's fields, require a UUID run id and an RFC 3339 event time, and know each facet's
+schema URL) and must serialise back to exactly what nbgov exported. PROV documents are loaded
+with the ``prov`` package and validated against the PROV-JSON member submission's schema that
+package ships.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import importlib.resources
 import json
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -26,6 +29,7 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
+import referencing.exceptions
 from openlineage.client import event_v2 as ol
 from openlineage.client.generated import (
     dataset_version_dataset,
@@ -47,12 +51,21 @@ from prov.model import (
 )
 from referencing import Registry, Resource
 
-from helpers import run_cli, sample_ledger, train_version
+from helpers import (
+    VECTORS,
+    isolated_module_environment,
+    review_notebook,
+    run_cli,
+    sample_ledger,
+    train_version,
+    vector_files,
+)
 from nbgov import events
 from nbgov.errors import ExportError
 from nbgov.export.openlineage import (
     FACET_SCHEMAS,
     PRODUCER,
+    RUN_EVENT_SCHEMA,
     Period,
     dataset_identity,
     openlineage_events,
@@ -113,7 +126,8 @@ def _pruned(value: Any, *, custom: bool = True) -> Any:
 
 
 def conforms(exported: list[dict[str, Any]]) -> None:
-    """Every event round-trips through the official OpenLineage model, unchanged."""
+    """Every event round-trips through the official OpenLineage model, unchanged, and is valid
+    against the official schemas (:func:`validate_openlineage`)."""
     for event in exported:
         assert FORMATS.conforms(event["eventTime"], "date-time") and event["eventTime"].endswith("Z")
         run_id = uuid.UUID(event["run"]["runId"])
@@ -129,6 +143,88 @@ def conforms(exported: list[dict[str, Any]]) -> None:
                                       facets=_official_facets(d["facets"])) for d in event["outputs"]])
         assert rebuilt.schemaURL == event["schemaURL"]
         assert _pruned(Serde.to_dict(rebuilt)) == _pruned(event, custom=False)
+    validate_openlineage(exported)
+
+
+# -- the official OpenLineage JSON Schema ---------------------------------------------------------
+# OpenLineage.json (2-0-2) and the standard facet schemas, vendored with their licence in
+# tests/data/vectors/openlineage, and nbgov's own facet schemas, all in one registry keyed by
+# ``$id``. Nothing is fetched: a reference to any other schema fails the test that makes it.
+
+
+class NotVendored(LookupError):
+    """A schema that is neither vendored nor nbgov's own was asked for."""
+
+
+def _offline(uri: str) -> Resource[Any]:
+    raise NotVendored(f"{uri} is not a vendored OpenLineage schema (tests/data/vectors/openlineage) nor "
+                      "one of nbgov's FACET_SCHEMAS, and schemas are never fetched from the network")
+
+
+OFFICIAL: dict[str, dict[str, Any]] = {
+    schema["$id"]: schema for schema in (json.loads(path.read_text()) for path in [
+        VECTORS / "openlineage" / "OpenLineage.json", *vector_files("openlineage", "facets")])}
+OPENLINEAGE_ID = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
+SCHEMAS: Registry[Any] = Registry(retrieve=_offline).with_resources(
+    (uri, Resource.from_contents(schema)) for uri, schema in {**OFFICIAL, **FACET_SCHEMAS}.items())
+#: The standard facets nbgov writes, at the versions it writes (all among the vendored schemas).
+STANDARD_FACETS = {
+    "parent": "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet",
+    "schema": "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet",
+    "dataSource": "https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json"
+                  "#/$defs/DatasourceDatasetFacet",
+    "version": "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json"
+               "#/$defs/DatasetVersionDatasetFacet",
+    "errorMessage": "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet",
+    "jobType": "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet",
+    "sourceCode": "https://openlineage.io/spec/facets/1-0-1/SourceCodeJobFacet.json#/$defs/SourceCodeJobFacet",
+}
+_VALIDATORS: dict[str, jsonschema.protocols.Validator] = {}
+
+
+def _validator(url: str) -> jsonschema.protocols.Validator:
+    """A Draft 2020-12 validator, with format checking, of the schema at *url* (``$id`` + pointer)."""
+    if url not in _VALIDATORS:
+        _VALIDATORS[url] = jsonschema.Draft202012Validator({"$ref": url}, registry=SCHEMAS,
+                                                           format_checker=FORMATS)
+    return _VALIDATORS[url]
+
+
+def _facets(event: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """Every facet of *event* as (the base facet it must be, its key, the facet)."""
+    yield from (("RunFacet", key, facet) for key, facet in event["run"].get("facets", {}).items())
+    yield from (("JobFacet", key, facet) for key, facet in event["job"].get("facets", {}).items())
+    for side, own, kind in (("inputs", "inputFacets", "InputDatasetFacet"),
+                            ("outputs", "outputFacets", "OutputDatasetFacet")):
+        for dataset in event.get(side, []):
+            yield from (("DatasetFacet", key, facet) for key, facet in dataset.get("facets", {}).items())
+            yield from ((kind, key, facet) for key, facet in dataset.get(own, {}).items())
+
+
+def validate_openlineage(exported: list[dict[str, Any]]) -> Counter[str]:
+    """Validate every event against OpenLineage.json (the whole document: exactly one of RunEvent,
+    DatasetEvent and JobEvent) and the definition its ``schemaURL`` names, and every facet against
+    the schema its ``_schemaURL`` names, which must define that facet under that key and for that
+    place (a run facet on the run, ...). How many objects were validated against each schema URL."""
+    checked: Counter[str] = Counter()
+    for event in exported:
+        _validator(OPENLINEAGE_ID).validate(event)
+        _validator(event["schemaURL"]).validate(event)
+        checked[event["schemaURL"]] += 1
+        for place, key, facet in _facets(event):
+            url = facet["_schemaURL"]
+            base, _, pointer = url.partition("#")
+            whole = SCHEMAS.resolver().lookup(base).contents  # Unresolvable (NotVendored) for any other
+            name = pointer.rsplit("/", 1)[-1]
+            assert pointer == f"/$defs/{name}", url
+            assert whole.get("properties", {}).get(key) == {"$ref": f"#/$defs/{name}"}, (key, url)
+            if base in FACET_SCHEMAS:  # a custom facet: nbgov's prefix, and named for its place
+                assert key.startswith("nbgov_") and name.endswith(place), (key, url, place)
+            else:
+                assert {"$ref": f"{OPENLINEAGE_ID}#/$defs/{place}"} in whole["$defs"][name]["allOf"], (key, place)
+            _validator(url).validate(facet)
+            checked[url] += 1
+    return checked
 
 
 def _prov_schema() -> jsonschema.protocols.Validator:
@@ -164,38 +260,47 @@ def by_run(exported: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 # -- a real notebook session ----------------------------------------------------------------------
 
 
+def _run_in_ipython(root: Path, home: Path, notebook: str, cells: list[str]) -> list[bool]:
+    """Run *cells* in a real IPython shell recording into *home* as the notebook *notebook*;
+    whether each cell succeeded."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("NBGOV_") or n == "JUPYTERHUB_USER"]:
+            patch.delenv(name)
+        patch.setenv("NBGOV_HOME", str(home))
+        patch.setenv("NBGOV_NOTEBOOK", str(root / notebook))
+        patch.setenv("NBGOV_KEY_DIR", str(root / "keys"))
+        patch.setenv("IPYTHONDIR", str(root / "ipython"))
+        shell = InteractiveShell()
+        return [shell.run_cell(code, store_history=True).success for code in cells]
+
+
+def _loans_csv(path: Path) -> None:
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"income": rng.normal(50, 10, 120).round(2), "debt": rng.normal(20, 5, 120).round(2)})
+    frame["denied"] = (frame.debt / frame.income > 0.4).astype(int)
+    frame.to_csv(path, index=False)
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """A real IPython shell with ``%load_ext nbgov``: pandas reads a CSV, scikit-learn fits and
     scores a model, a cell writes Parquet, a cell fails, then the extension is unloaded."""
-    from IPython.core.interactiveshell import InteractiveShell
-
     root = tmp_path_factory.mktemp("notebook")
     paths = {"home": root / "ledger", "csv": root / "loans.csv", "parquet": root / "clean.parquet"}
-    rng = np.random.default_rng(7)
-    frame = pd.DataFrame({"income": rng.normal(50, 10, 120).round(2), "debt": rng.normal(20, 5, 120).round(2)})
-    frame["denied"] = (frame.debt / frame.income > 0.4).astype(int)
-    frame.to_csv(paths["csv"], index=False)  # before nbgov is loaded: not part of the record
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("NBGOV_") or n == "JUPYTERHUB_USER"]:
-            patch.delenv(name)
-        patch.setenv("NBGOV_HOME", str(paths["home"]))
-        patch.setenv("NBGOV_NOTEBOOK", str(root / "loans.ipynb"))
-        patch.setenv("NBGOV_KEY_DIR", str(root / "keys"))
-        patch.setenv("IPYTHONDIR", str(root / "ipython"))
-        shell = InteractiveShell()
-        cells = ["%load_ext nbgov",
-                 "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
-                 "from sklearn.metrics import accuracy_score",
-                 f"loans = pd.read_csv({str(paths['csv'])!r})",
-                 "X, y = loans[['income', 'debt']], loans.denied",
-                 "model = LogisticRegression(C=0.5)\nmodel.fit(X, y)",
-                 "accuracy = accuracy_score(y, model.predict(X))",
-                 f"loans.to_parquet({str(paths['parquet'])!r})"]
-        for code in cells:
-            assert shell.run_cell(code, store_history=True).success, code
-        assert not shell.run_cell("1 / 0", store_history=True).success
-        assert shell.run_cell("%unload_ext nbgov").success
+    _loans_csv(paths["csv"])  # before nbgov is loaded: not part of the record
+    cells = ["%load_ext nbgov",
+             "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+             "from sklearn.metrics import accuracy_score",
+             f"loans = pd.read_csv({str(paths['csv'])!r})",
+             "X, y = loans[['income', 'debt']], loans.denied",
+             "model = LogisticRegression(C=0.5)\nmodel.fit(X, y)",
+             "accuracy = accuracy_score(y, model.predict(X))",
+             f"loans.to_parquet({str(paths['parquet'])!r})",
+             "1 / 0",
+             "%unload_ext nbgov"]
+    assert _run_in_ipython(root, paths["home"], "loans.ipynb", cells) == [True] * 7 + [False, True]
     yield paths
 
 
@@ -274,6 +379,189 @@ def test_a_real_notebook_exports_as_a_prov_document(recorded: dict[str, Path]) -
         relations(doc, ProvAssociation)
     written = ledger.query("SELECT * FROM datasets WHERE direction = 'write'").iloc[0]
     assert (f"ledger:dataset/{written['fingerprint']}", data_id) in {d[:2] for d in relations(doc, ProvDerivation)}
+
+
+# -- every event of a realistic ledger against the official schema -------------------------------
+
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A ledger of ordinary work, recorded as it happens: an interactive notebook in a real IPython
+    shell (pandas reads a CSV and an in-memory buffer, scikit-learn fits and scores, a bias test,
+    Parquet written, a cell fails), two real ``nbgov review run``s (one reads, fits and scores, one
+    raises a policy breach), and through the API what else a ledger holds: a fit in a cell that has
+    not finished, data on an object store and the web with spaces in their names, a session that has
+    not ended and a review run that timed out."""
+    root = tmp_path_factory.mktemp("realistic")
+    home, csv, parquet = root / "ledger", root / "loans.csv", root / "clean.parquet"
+    _loans_csv(csv)
+    cells = ["%load_ext nbgov",
+             "import io\nimport pandas as pd\nimport nbgov\nfrom sklearn.linear_model import LogisticRegression\n"
+             "from sklearn.metrics import accuracy_score, roc_auc_score",
+             f"loans = pd.read_csv({str(csv)!r})",
+             "extra = pd.read_csv(io.StringIO('income,debt,denied\\n61.5,30.2,1\\n'))",
+             "loans = pd.concat([loans, extra], ignore_index=True)\nX, y = loans[['income', 'debt']], loans.denied",
+             "model = LogisticRegression(C=0.5)\nmodel.fit(X, y)",
+             "accuracy = accuracy_score(y, model.predict(X))\nauc = roc_auc_score(y, model.predict_proba(X)[:, 1])",
+             "race = pd.Series(['a', 'b'] * 60 + ['a'], name='race')\n"
+             "bias = nbgov.fairness(y, model.predict(X), race, model=model)",
+             f"loans.to_parquet({str(parquet)!r})",
+             "1 / 0",
+             "%unload_ext nbgov"]
+    assert _run_in_ipython(root, home, "loans.ipynb", cells) == [True] * 9 + [False, True]
+
+    reviews = root / "reviews"
+    reviews.mkdir()
+    review_notebook(reviews / "monthly.ipynb", "%load_ext nbgov",
+                    "import pandas as pd\nfrom sklearn.tree import DecisionTreeClassifier\n"
+                    "from sklearn.metrics import accuracy_score",
+                    f"data = pd.read_csv({str(csv)!r})\nX, y = data[['income', 'debt']], data.denied",
+                    "tree = DecisionTreeClassifier(max_depth=x, random_state=0).fit(X, y)",
+                    "score = accuracy_score(y, tree.predict(X))", parameters="x = 2\nlabel = 'monthly'")
+    review_notebook(reviews / "breach.ipynb", "%load_ext nbgov", "import nbgov",
+                    "raise nbgov.PolicyBreach('bias review: DP ratio 0.61 below 0.8')")
+    with isolated_module_environment(root):
+        ran = run_cli("--home", str(home), "review", "run", str(reviews / "monthly.ipynb"), "-p", "x", "3",
+                      timeout=300)
+        assert ran.returncode == 0, ran.stderr
+        ran = run_cli("--home", str(home), "review", "run", str(reviews / "breach.ipynb"), timeout=300)
+        assert ran.returncode == 1 and "PolicyBreach" in ran.stderr + ran.stdout, ran.stderr
+
+        train_version(home, csv, model="credit", session="unfinished-cell")  # no cell_executed yet
+        ledger = Ledger(home)
+        remote = Session(session_id="remote", notebook="/nb/remote data.ipynb")
+        ledger.append(events.SessionStarted(host="h", python="3.11"), session=remote)
+        cell = Session(session_id="remote", notebook="/nb/remote data.ipynb", cell_run="cell:remote:1")
+        for digit, path in (("1", "s3://bank/raw/loans 2026.parquet"),
+                            ("2", "https://data.example.org/open data/ü.csv?v=1 2")):
+            ledger.append(events.DatasetRead(path=path, fingerprint=digit * 64, algorithm="blake3", coverage="file",
+                                             rows=10, columns=[["income", "double"], ["denied", "int64"]],
+                                             node="cell:remote:1", inputs=["dataset:" + digit * 64]), session=cell)
+        ledger.append(events.CellExecuted(node="cell:remote:1", cell_id="c-1", execution_count=1,
+                                          source_sha256="cd" * 32, source="pd.read_parquet(...)",
+                                          started_at="2026-02-01T09:00:00.000000Z", duration_us=1200, ok=True),
+                      session=cell)
+        ledger.append(events.SessionEnded(reason="shutdown", cells=1), session=remote)
+        ledger.append(events.SessionStarted(host="h", python="3.11"),
+                      session=Session(session_id="open", notebook="/nb/open.ipynb"))
+        opened = Session(session_id="open", notebook="/nb/open.ipynb", cell_run="cell:open:1")
+        ledger.append(events.DatasetRead(path=str(csv), fingerprint="e" * 64, algorithm="blake3", coverage="file",
+                                         rows=120, node="cell:open:1", inputs=["dataset:" + "e" * 64]), session=opened)
+        ledger.append(events.ReviewRunStarted(run_id="slow", notebook="/reviews/slow.ipynb", notebook_sha256="0" * 64,
+                                              parameters={}, output="/runs/slow.ipynb"))
+        inside = Session(session_id="k-slow", notebook="/reviews/slow.ipynb", run_id="slow")
+        ledger.append(events.SessionStarted(host="h", python="3.11"), session=inside)
+        ledger.append(events.ReviewRunFinished(run_id="slow", status="timed_out", cells_total=3, cells_executed=1,
+                                               duration_us=30_000_000, output="/runs/slow.ipynb",
+                                               output_fingerprint="e" * 64))
+        ledger.ingest()
+        ledger.close()
+    yield home
+
+
+def test_every_exported_event_is_valid_against_the_official_openlineage_schema(realistic: Path,
+                                                                             tmp_path: Path) -> None:
+    out = tmp_path / "lineage.jsonl"
+    done = run_cli("--home", str(realistic), "export", "--format", "openlineage", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    checked = validate_openlineage(exported)
+    conforms(exported)  # and each rebuilds through the official client's model, unchanged
+
+    # Everything nbgov writes was there to be checked: every kind of event, every facet.
+    assert checked[RUN_EVENT_SCHEMA] == len(exported) > 40
+    assert {e["eventType"] for e in exported} == {"START", "RUNNING", "COMPLETE", "FAIL", "ABORT"}
+    custom = {f"{uri}#/$defs/{next(iter(schema['$defs']))}" for uri, schema in FACET_SCHEMAS.items()}
+    assert set(checked) == {RUN_EVENT_SCHEMA, *STANDARD_FACETS.values(), *custom}
+    jobs = {e["job"]["name"] for e in exported}
+    assert {str(realistic.parent / "reviews" / "monthly.ipynb"), str(realistic.parent / "reviews" / "breach.ipynb"),
+            str(realistic.parent / "loans.ipynb"), "/reviews/slow.ipynb", "/nb/open.ipynb"} <= jobs
+    (breach,) = [e for e in exported if e["job"]["name"].endswith("breach.ipynb") and e["eventType"] == "FAIL"]
+    assert breach["run"]["facets"]["errorMessage"]["message"].startswith("PolicyBreach: bias review")
+    remote = {d["namespace"]: d["facets"]["dataSource"]["uri"] for e in exported for d in e["inputs"]
+              if d["namespace"].startswith(("s3", "https"))}
+    assert remote == {"s3://bank": "s3://bank/raw/loans%202026.parquet",
+                      "https://data.example.org": "https://data.example.org/open%20data/%C3%BC.csv?v=1%202"}
+
+
+def test_the_schema_check_resolves_nothing_it_was_not_given(realistic: Path) -> None:
+    for uri, schema in {**OFFICIAL, **FACET_SCHEMAS}.items():
+        assert jsonschema.validators.validator_for(schema, default=None) is jsonschema.Draft202012Validator, uri
+        jsonschema.Draft202012Validator.check_schema(schema)
+    assert len(OFFICIAL) == 39 and set(STANDARD_FACETS.values()) <= {
+        f"{uri}#/$defs/{name}" for uri, schema in OFFICIAL.items() for name in schema["$defs"]}
+    event = next(e for e in openlineage_events(Ledger(realistic))
+                 if {"parent", "nbgov_cell"} <= e["run"]["facets"].keys())
+    unknown = [("facet", "https://openlineage.io/spec/facets/9-9-9/ParentRunFacet.json#/$defs/ParentRunFacet"),
+               ("facet", "urn:nbgov:openlineage:facets:9-9-9:NbgovCellRunFacet.json#/$defs/NbgovCellRunFacet"),
+               ("event", "https://openlineage.io/spec/9-9-9/OpenLineage.json#/$defs/RunEvent")]
+    for where, url in unknown:
+        changed = copy.deepcopy(event)
+        if where == "facet":
+            key = "parent" if "ParentRun" in url else "nbgov_cell"
+            changed["run"]["facets"][key]["_schemaURL"] = url
+        else:
+            changed["schemaURL"] = url
+        with pytest.raises(referencing.exceptions.Unresolvable) as failed:
+            validate_openlineage([changed])
+        causes, error = [], failed.value
+        while error is not None:
+            causes.append(error)
+            error = error.__cause__ or error.__context__
+        assert any(isinstance(c, NotVendored) for c in causes), url
+
+
+def test_the_schema_check_catches_broken_events(realistic: Path) -> None:
+    exported = openlineage_events(Ledger(realistic))
+    (fit,) = [e for e in exported if e["eventType"] == "COMPLETE" and "sourceCode" in e["job"]["facets"]
+              and any(d["name"] == "models/model" for d in e["outputs"])]
+    failed = next(e for e in exported if "errorMessage" in e["run"]["facets"])
+    validate_openlineage([fit, failed])
+
+    def facet(e: dict[str, Any], key: str) -> dict[str, Any]:
+        """The facet *key* of the first of *e*'s datasets that has one."""
+        return next(d["facets"][key] for d in e["inputs"] + e["outputs"] if key in d["facets"])
+
+    schema_breakages = [
+        lambda e: e.update(eventType="DONE"),
+        lambda e: e.update(eventTime="yesterday"),
+        lambda e: e.update(producer="nbgov 1.0"),
+        lambda e: e["run"].update(runId="run-1"),
+        lambda e: e["job"].pop("namespace"),
+        lambda e: e["inputs"].append({"name": "no namespace"}),
+        lambda e: e["run"]["facets"]["parent"]["run"].update(runId="run-1"),
+        lambda e: e["run"]["facets"]["parent"].pop("job"),
+        lambda e: e["run"]["facets"]["nbgov_cell"].pop("_producer"),
+        lambda e: e["run"]["facets"]["nbgov_cell"].update(cell="c3"),
+        lambda e: e["job"]["facets"]["sourceCode"].pop("language"),
+        lambda e: e["job"]["facets"]["jobType"].pop("integration"),
+        lambda e: facet(e, "dataSource").update(uri="s3://bank/raw/a b.csv"),
+        lambda e: facet(e, "schema")["fields"].append({"type": "int64"}),
+        lambda e: facet(e, "nbgov_fingerprint").update(rows="120"),
+        lambda e: facet(e, "version").update(datasetVersion=1),
+        lambda e: facet(e, "nbgov_model").pop("estimator"),
+    ]
+    for breakage in schema_breakages:
+        broken = copy.deepcopy(fit)
+        breakage(broken)
+        with pytest.raises(jsonschema.ValidationError):
+            validate_openlineage([broken])
+    broken = copy.deepcopy(failed)
+    broken["run"]["facets"]["errorMessage"].pop("programmingLanguage")
+    with pytest.raises(jsonschema.ValidationError):
+        validate_openlineage([broken])
+    misplaced = [  # valid facets, but under another key or in the wrong place
+        lambda e: e["run"]["facets"].update(ancestor=e["run"]["facets"].pop("parent")),
+        lambda e: e["job"]["facets"].update(code=e["job"]["facets"].pop("sourceCode")),
+        lambda e: e["inputs"][0]["facets"].update(parent=e["run"]["facets"]["parent"]),
+        lambda e: e["run"]["facets"].update(nbgov_model=facet(e, "nbgov_model")),
+        lambda e: e["run"]["facets"].update(cell=e["run"]["facets"].pop("nbgov_cell")),
+    ]
+    for breakage in misplaced:
+        broken = copy.deepcopy(fit)
+        breakage(broken)
+        with pytest.raises(AssertionError):
+            validate_openlineage([broken])
 
 
 # -- built ledgers --------------------------------------------------------------------------------
@@ -423,6 +711,16 @@ def test_dataset_names() -> None:
                                                                "s3://bank/raw/loans.parquet")
     assert dataset_identity("hdfs://nn:8020/raw/loans") == ("hdfs://nn:8020", "/raw/loans", "hdfs://nn:8020/raw/loans")
     assert dataset_identity("<BytesIO>", "nbgov", "cell:s:2") == ("nbgov", "data/cell:s:2/<BytesIO>", None)
+    # A URL's location is a URI (the dataSource facet's "uri" has format "uri"): what a URI cannot
+    # hold is percent-encoded, escapes already there are kept; the name stays as recorded.
+    assert dataset_identity("s3://bank/raw/loans 2026.parquet") == (
+        "s3://bank", "raw/loans 2026.parquet", "s3://bank/raw/loans%202026.parquet")
+    assert dataset_identity("https://data.example.org/öffentlich/50%off.csv?v=1 2#a%20b") == (
+        "https://data.example.org", "/öffentlich/50%off.csv",
+        "https://data.example.org/%C3%B6ffentlich/50%25off.csv?v=1%202#a%20b")
+    for path in ("s3://bank/raw/a b.csv", "gs://b/ü<>{}|^`\\.csv", "https://h.example/x?q=%zz"):
+        uri = dataset_identity(path)[2]
+        assert uri is not None and FORMATS.conforms(uri, "uri"), path
 
 
 def test_data_without_a_path_is_named_after_its_cell(home: Path) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from nbgov._version import __version__
 from nbgov.errors import ExportError
@@ -266,17 +266,39 @@ def dataset_identity(path: str, namespace: str = "nbgov", place: str = "") -> tu
     """The OpenLineage (namespace, name) of a dataset and its location URI, if it has one.
 
     A file is ``file`` + its path (absolute, as nbgov records it); a URL is
-    ``scheme://authority`` + its path (an object store's key without the leading slash); data
+    ``scheme://authority`` + its path (an object store's key without the leading slash), its URI
+    the URL with what a URI cannot hold percent-encoded (``s3://b/my data.csv`` is at
+    ``s3://b/my%20data.csv``: the ``dataSource`` facet's ``uri`` must be a URI); data
     without a path (nbgov records ``<BytesIO>`` and the like) is named in *namespace* after the
     run that read or wrote it (*place*), ``data/<place>/<what>``.
     """
     parts = urlsplit(path)
     if parts.scheme and parts.netloc:
         name = parts.path.lstrip("/") if parts.scheme in _OBJECT_STORES else parts.path or "/"
-        return f"{parts.scheme}://{parts.netloc}", name, path
+        return f"{parts.scheme}://{parts.netloc}", name, _as_uri(path)
     if not path or (path.startswith("<") and path.endswith(">")):
         return namespace, f"data/{place}/{path or '<unnamed>'}", None
     return "file", path, Path(path).as_uri() if path.startswith("/") else None
+
+
+# What RFC 3986 lets stand in an authority, a path (pchar and "/"), a query or a fragment; letters,
+# digits and "-._~" always stand, and so does a "%" that starts an escape.
+_SAFE_AUTHORITY = "!$&'()*+,;=:@[]"
+_SAFE_PATH = "!$&'()*+,;=:@/"
+_SAFE_QUERY = _SAFE_PATH + "?"
+
+
+def _as_uri(url: str) -> str:
+    """*url* as an RFC 3986 URI: what a URI cannot hold (a space, a non-ASCII character, a ``%``
+    that starts no escape) percent-encoded as UTF-8, part by part; a valid URI comes back as it is."""
+    def encoded(text: str, safe: str) -> str:
+        return re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", quote(text, safe=safe + "%"))
+
+    parts = urlsplit(url)
+    fixed = parts._replace(netloc=encoded(parts.netloc, _SAFE_AUTHORITY),
+                           path=encoded(parts.path, _SAFE_PATH), query=encoded(parts.query, _SAFE_QUERY),
+                           fragment=encoded(parts.fragment, _SAFE_QUERY))
+    return url if fixed == parts else urlunsplit(fixed)
 
 
 def _uuid7(when: datetime, *key: str) -> str:
