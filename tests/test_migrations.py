@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import duckdb
@@ -14,7 +15,7 @@ from nbgov.events import SessionEnded
 from nbgov.ledger.facade import Ledger
 from nbgov.ledger.integrity.merkle import Tree
 from nbgov.ledger.integrity.tree_store import LedgerTree
-from nbgov.ledger.schema import migrations
+from nbgov.ledger.schema import migrations, views
 
 
 def _digest(path: Path) -> str:
@@ -89,3 +90,44 @@ def test_a_foreign_duckdb_file_is_not_taken_over(home: Path) -> None:
     with pytest.raises(NotALedger, match="not an nbgov ledger"):
         Ledger(home).ingest()
     assert _digest(home / "ledger.duckdb") == before
+
+
+# -- the documented views live apart from the migrations ------------------------------------------
+
+
+def test_no_migration_defines_a_view() -> None:
+    for migration in migrations.MIGRATIONS:
+        for statement in migration.statements:
+            assert not re.search(r"\bCREATE\s+(OR\s+REPLACE\s+)?(TEMP\w*\s+)?(VIEW|MACRO)\b", statement,
+                                 re.IGNORECASE), migration.name
+
+
+def test_every_view_file_statement_is_a_view_or_macro_and_each_name_is_defined_once() -> None:
+    names = views.view_names()
+    assert len(names) == len(views.view_statements()) == len(set(names))
+    assert {"events", "lineage_upstream", "model_versions", "approvals", "review_runs"} <= set(names)
+
+
+def test_views_are_reapplied_when_their_definitions_change(home: Path) -> None:
+    Ledger.init(home).close()
+    con = duckdb.connect(str(home / "ledger.duckdb"))
+    assert views.applied_digest(con) == views.views_digest()
+    # What an nbgov with other view definitions left behind: another digest, another `cells` view.
+    con.execute("CREATE OR REPLACE VIEW cells AS SELECT 1 AS stale")
+    con.execute("INSERT INTO schema_views VALUES (99, 'an older definition', now(), '0.0')")
+    con.close()
+    ledger = Ledger(home)
+    ledger.append(SessionEnded(reason="x"))
+    ledger.ingest()  # every ingest upgrades first: the views are applied again
+    assert "stale" not in ledger.query("SELECT * FROM cells").columns
+    applied = ledger.query("SELECT n, digest FROM schema_views ORDER BY n")
+    assert applied["digest"].iloc[-1] == views.views_digest() and applied["n"].iloc[-1] == 100
+
+
+def test_views_are_not_rewritten_while_their_definitions_stand(home: Path) -> None:
+    ledger = Ledger.init(home)
+    before = ledger.query("SELECT count(*) AS n FROM schema_views")["n"][0]
+    for i in range(3):
+        ledger.append(SessionEnded(reason=str(i)))
+        ledger.ingest()
+    assert ledger.query("SELECT count(*) AS n FROM schema_views")["n"][0] == before == 1

@@ -1,0 +1,90 @@
+-- What notebooks did: sessions, cells, datasets read and written, models fitted, metrics,
+-- parameters, predictions, and capture's own failures.
+-- Documented SQL surface (README lists every view and column; a test keeps it true). Views are
+-- applied in the order of the files ledger, capture, lineage, governance, reviews, and again
+-- whenever this text changes (nbgov.ledger.schema.views); they are never defined in migrations.
+
+CREATE OR REPLACE VIEW sessions AS
+  SELECT s.session->>'session_id' AS session_id, s.seq, s.event_time AS started_at,
+         e.event_time AS ended_at, e.payload->>'reason' AS end_reason,
+         (e.payload->>'cells')::BIGINT AS cells, s.actor, s.actor_source,
+         s.payload->>'host' AS host, s.payload->>'python' AS python,
+         s.payload->>'kernel_id' AS kernel_id, s.payload->>'notebook' AS notebook,
+         s.payload->>'notebook_sha256' AS notebook_sha256,
+         s.payload->>'git_commit' AS git_commit, (s.payload->>'git_dirty')::BOOLEAN AS git_dirty,
+         s.payload->>'packages_sha256' AS packages_sha256,
+         s.payload->>'nbgov_version' AS nbgov_version
+  FROM events s
+  LEFT JOIN events e ON e.type = 'session_ended'
+       AND (e.session->>'session_id') = (s.session->>'session_id')
+  WHERE s.type = 'session_started';
+
+CREATE OR REPLACE VIEW cells AS
+  SELECT seq, event_time, session->>'session_id' AS session_id, payload->>'node' AS node,
+         payload->>'cell_id' AS cell_id, (payload->>'execution_count')::INTEGER AS execution_count,
+         session->>'notebook' AS notebook, actor, (payload->>'ok')::BOOLEAN AS ok,
+         payload->>'error_type' AS error_type, (payload->>'duration_us')::BIGINT AS duration_us,
+         payload->>'started_at' AS started_at, payload->>'source_sha256' AS source_sha256,
+         payload->>'source' AS source, (payload->'uses')::VARCHAR[] AS uses,
+         (payload->'defines')::VARCHAR[] AS defines, (payload->'inputs')::VARCHAR[] AS inputs,
+         (payload->>'redactions')::INTEGER AS redactions
+  FROM events WHERE type = 'cell_executed';
+
+CREATE OR REPLACE VIEW datasets AS
+  SELECT seq, event_time, CASE type WHEN 'dataset_read' THEN 'read' ELSE 'write' END AS direction,
+         payload->>'path' AS path, payload->>'fingerprint' AS fingerprint,
+         payload->>'algorithm' AS algorithm, payload->>'coverage' AS coverage,
+         (payload->>'size_bytes')::BIGINT AS size_bytes, (payload->>'rows')::BIGINT AS rows,
+         payload->'columns' AS columns, payload->>'via' AS via,
+         CASE type WHEN 'dataset_read' THEN (payload->'inputs'->>0) ELSE (payload->>'node') END
+             AS dataset_node,
+         CASE type WHEN 'dataset_read' THEN (payload->>'node') ELSE (payload->'inputs'->>0) END
+             AS cell_node,
+         session->>'session_id' AS session_id, session->>'notebook' AS notebook, actor
+  FROM events WHERE type IN ('dataset_read', 'dataset_written');
+
+CREATE OR REPLACE VIEW dataset_declarations AS
+  SELECT seq, event_time, payload->>'path' AS path, payload->>'fingerprint' AS fingerprint,
+         payload->>'node' AS dataset_node, payload->>'source' AS source,
+         payload->>'license' AS license, payload->>'owner' AS owner,
+         (payload->'contains_pii')::VARCHAR[] AS contains_pii,
+         payload->>'description' AS description, actor
+  FROM events WHERE type = 'dataset_declared';
+
+CREATE OR REPLACE VIEW models AS
+  SELECT seq, event_time, payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
+         payload->>'node' AS node, payload->>'estimator' AS estimator, payload->'params' AS params,
+         (payload->>'n_samples')::BIGINT AS n_samples, (payload->>'n_features')::BIGINT AS n_features,
+         (payload->'features')::VARCHAR[] AS features, payload->'data' AS training_data,
+         payload->>'model_fingerprint' AS model_fingerprint,
+         (payload->>'duration_us')::BIGINT AS duration_us, (payload->'inputs')::VARCHAR[] AS inputs,
+         payload->>'name_source' AS name_source, session->>'session_id' AS session_id,
+         session->>'cell_run' AS cell_node, session->>'notebook' AS notebook, actor
+  FROM events WHERE type = 'model_fitted';
+
+CREATE OR REPLACE VIEW metrics AS
+  SELECT e.seq, e.event_time, e.payload->>'model' AS model,
+         (e.payload->>'version')::INTEGER AS version, m.key AS metric,
+         TRY_CAST(m.value->>'$' AS DOUBLE) AS value, m.value AS value_json,
+         e.payload->>'dataset' AS dataset, e.payload->>'via' AS via,
+         'event:' || e.event_id AS node, e.session->>'session_id' AS session_id, e.actor
+  FROM events e, json_each(e.payload->'metrics') m
+  WHERE e.type = 'metrics_logged';
+
+CREATE OR REPLACE VIEW params AS
+  SELECT seq, event_time, payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
+         payload->'params' AS params, session->>'session_id' AS session_id, actor
+  FROM events WHERE type = 'params_logged';
+
+CREATE OR REPLACE VIEW predictions AS
+  SELECT seq, event_time, payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
+         payload->>'method' AS method, (payload->>'rows')::BIGINT AS rows,
+         payload->>'input_fingerprint' AS input_fingerprint,
+         payload->>'output_fingerprint' AS output_fingerprint,
+         session->>'session_id' AS session_id, actor
+  FROM events WHERE type = 'prediction_made';
+
+CREATE OR REPLACE VIEW capture_failures AS
+  SELECT seq, event_time, payload->>'hook' AS hook, payload->>'error_type' AS error_type,
+         payload->>'message' AS message, session->>'session_id' AS session_id, actor
+  FROM events WHERE type = 'capture_failed';

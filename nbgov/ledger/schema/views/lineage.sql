@@ -1,0 +1,72 @@
+-- The lineage graph: nodes (datasets, cells, variables, models, evaluations, predictions) and
+-- edges input -> node, with recursive upstream/downstream macros over them.
+-- Documented SQL surface (README lists every view and column; a test keeps it true). Views are
+-- applied in the order of the files ledger, capture, lineage, governance, reviews, and again
+-- whenever this text changes (nbgov.ledger.schema.views); they are never defined in migrations.
+
+-- Every event with payload.inputs adds edges input -> node (its payload.node, or the event),
+-- and every variable a cell bound adds edges input -> variable.
+CREATE OR REPLACE VIEW lineage_edges AS
+  SELECT i.value->>'$' AS src, coalesce(e.payload->>'node', 'event:' || e.event_id) AS dst,
+         e.type AS kind, e.seq, e.event_time
+  FROM events e, json_each(e.payload->'inputs') i
+  WHERE json_type(e.payload->'inputs') = 'ARRAY'
+  UNION ALL
+  SELECT i.value->>'$', b.value->>'node', 'binding', e.seq, e.event_time
+  FROM events e, json_each(e.payload->'bindings') b, json_each(b.value->'inputs') i
+  WHERE e.type = 'cell_executed' AND json_type(e.payload->'bindings') = 'ARRAY';
+
+CREATE OR REPLACE VIEW lineage_nodes AS
+  SELECT node, arg_max(kind, seq) AS kind, arg_max(label, seq) AS label, max(seq) AS seq FROM (
+    SELECT payload->'inputs'->>0 AS node, 'dataset' AS kind, payload->>'path' AS label, seq
+      FROM events WHERE type = 'dataset_read'
+    UNION ALL
+    SELECT payload->>'node', 'dataset', payload->>'path', seq
+      FROM events WHERE type IN ('dataset_written', 'dataset_declared')
+    UNION ALL
+    SELECT payload->>'node', 'cell',
+           coalesce(regexp_extract(session->>'notebook', '[^/]+$'),
+             'session ' || (session->>'session_id'))
+             || ' [' || coalesce(payload->>'execution_count', '?') || ']', seq
+      FROM events WHERE type = 'cell_executed'
+    UNION ALL
+    SELECT b.value->>'node', 'variable',
+           (b.value->>'name') || ' (' || coalesce(regexp_extract(e.session->>'notebook',
+             '[^/]+$'), 'session ' || (e.session->>'session_id')) || ' ['
+             || coalesce(e.payload->>'execution_count', '?') || '])', e.seq
+      FROM events e, json_each(e.payload->'bindings') b
+      WHERE e.type = 'cell_executed' AND json_type(e.payload->'bindings') = 'ARRAY'
+    UNION ALL
+    SELECT payload->>'node', 'model',
+           (payload->>'model') || ' v' || (payload->>'version') || ' ('
+             || (payload->>'estimator') || ')', seq
+      FROM events WHERE type = 'model_fitted'
+    UNION ALL
+    SELECT 'event:' || event_id, 'evaluation',
+           coalesce(payload->>'via', 'metrics') || ' ' || (payload->'metrics')::VARCHAR, seq
+      FROM events WHERE type = 'metrics_logged'
+    UNION ALL
+    SELECT 'event:' || event_id, 'prediction',
+           (payload->>'method') || ' of ' || (payload->>'rows') || ' rows', seq
+      FROM events WHERE type = 'prediction_made')
+  WHERE node IS NOT NULL GROUP BY node;
+
+CREATE OR REPLACE MACRO lineage_upstream(start_node) AS TABLE
+  WITH RECURSIVE edges AS MATERIALIZED (SELECT src, dst FROM lineage_edges),
+  walk(node, depth) AS (
+    SELECT start_node, 0
+    UNION
+    SELECT e.src, w.depth + 1 FROM edges e JOIN walk w ON e.dst = w.node WHERE w.depth < 64)
+  SELECT w.node, min(w.depth) AS depth, any_value(n.kind) AS kind, any_value(n.label) AS label
+  FROM walk w LEFT JOIN lineage_nodes n ON n.node = w.node
+  GROUP BY w.node ORDER BY depth, w.node;
+
+CREATE OR REPLACE MACRO lineage_downstream(start_node) AS TABLE
+  WITH RECURSIVE edges AS MATERIALIZED (SELECT src, dst FROM lineage_edges),
+  walk(node, depth) AS (
+    SELECT start_node, 0
+    UNION
+    SELECT e.dst, w.depth + 1 FROM edges e JOIN walk w ON e.src = w.node WHERE w.depth < 64)
+  SELECT w.node, min(w.depth) AS depth, any_value(n.kind) AS kind, any_value(n.label) AS label
+  FROM walk w LEFT JOIN lineage_nodes n ON n.node = w.node
+  GROUP BY w.node ORDER BY depth, w.node;
