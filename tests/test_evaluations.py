@@ -35,7 +35,7 @@ def test_a_biased_model_is_recorded_with_the_known_answers(trained) -> None:  # 
     result = bias_test(home, ref, gap=True, policy=policy)  # 60/100 vs 40/100 selected
     assert result.verdict == "fail" and (result.model, result.version) == ("credit", 1)
     assert [f["rule"] for f in result.failures] == [
-        "fairness.max_demographic_parity_difference", "fairness.min_demographic_parity_ratio"]
+        "fairness.min_demographic_parity_ratio", "fairness.max_demographic_parity_difference"]
     row = Ledger(home).query("SELECT * FROM fairness_results").iloc[0]
     assert row["demographic_parity_difference"] == pytest.approx(0.2, abs=1e-12)
     assert row["demographic_parity_ratio"] == pytest.approx(2 / 3, abs=1e-12)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from nbgov.governance.overview import approval_status, lineage_graph, records
+from nbgov.governance.overview import approval_status, lineage_graph
 from nbgov.render.model_document import ModelDocument
 from nbgov.render.model_page import render_html, render_markdown
 
@@ -54,7 +54,7 @@ def _json(value: Any) -> Any:
 
 def _rows(ledger: Ledger, sql: str, **params: Any) -> list[dict[str, Any]]:
     """Query rows as dicts, times as ISO text."""
-    rows = records(ledger.query(sql, params or None))
+    rows = ledger.rows(sql, params or None)
     for row in rows:
         for key, value in row.items():
             if isinstance(value, (dt.datetime, dt.date)):

@@ -15,7 +15,7 @@ import datetime as dt
 import html
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 from nbgov.errors import EvidenceError
@@ -31,6 +31,7 @@ from nbgov.evidence.controls import (
     ControlReport,
 )
 from nbgov.evidence.tables import EvidenceTable
+from nbgov.governance.policy import FAIRNESS_LIMITS
 from nbgov.render.charts import line_chart_svg, stacked_bar_chart_svg
 
 __all__ = ["render_report"]
@@ -43,12 +44,6 @@ _OUTCOMES = (("succeeded", "#009E73"), ("failed", "#D55E00"), ("timed_out", "#E6
              ("kernel_died", "#CC79A7"), ("running", "#56B4E9"), ("missed", "#8C8C8C"))
 _DECISIONS = (("granted", "#009E73"), ("rejected", "#D55E00"), ("denied", "#E69F00"),
               ("rejection denied", "#CC79A7"))
-# Bias measures the policy limits: (column of fairness_results, policy field, breach side).
-_BIAS: tuple[tuple[str, str, Literal["below", "above"]], ...] = (
-    ("demographic_parity_ratio", "min_demographic_parity_ratio", "below"),
-    ("demographic_parity_difference", "max_demographic_parity_difference", "above"),
-    ("equalized_odds_difference", "max_equalized_odds_difference", "above"),
-    ("equal_opportunity_difference", "max_equal_opportunity_difference", "above"))
 _DRIFT_LIMITS = {"wasserstein / reference std": "max_wasserstein",
                  "jensen-shannon distance": "max_js_distance", "psi": "max_psi"}
 
@@ -334,18 +329,19 @@ def _bias_charts(report: ControlReport, rows: list[dict[str, Any]]) -> list[str]
     rules = report.policy.policy.fairness
     charts = []
     for model in sorted({str(r["model"]) for r in rows}):
-        for column, rule, breach in _BIAS:
+        for bias_limit in FAIRNESS_LIMITS:
+            column = bias_limit.measure
             words = column.replace("_", " ")
-            limit = getattr(rules, rule)
+            limit = getattr(rules, bias_limit.rule)
             lines: dict[str, list[tuple[Any, Any]]] = {}
             for r in rows:
                 if str(r["model"]) == model and r[column] is not None:
                     lines.setdefault(str(r["attribute"]), []).append((r["event_time"], r[column]))
             if not lines or (limit is None and column != "demographic_parity_ratio"):
                 continue
-            side = "minimum" if breach == "below" else "maximum"
-            label = None if limit is None else f"policy {side} {limit:g}"
-            charts.append(line_chart_svg(list(lines.items()), limit=limit, limit_label=label, breach=breach,
+            label = None if limit is None else f"policy {bias_limit.side} {limit:g}"
+            charts.append(line_chart_svg(list(lines.items()), limit=limit, limit_label=label,
+                                         breach=bias_limit.breach,
                                          title=f"{model}: {words}", y_label=words, width=600, height=300))
     return charts
 

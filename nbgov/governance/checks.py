@@ -25,7 +25,6 @@ from nbgov.governance.registry import ModelVersion, model_version, record_transi
 from nbgov.governance.vendors import attestation_status
 
 if TYPE_CHECKING:
-    import pandas as pd
 
     from nbgov.ledger.facade import Ledger
 
@@ -178,26 +177,21 @@ def _tier(version: ModelVersion, policy: LoadedPolicy) -> list[Finding]:
         f"nbgov risk tier {version.model} low|medium|high --reason ...")]
 
 
-def _frame(ledger: Ledger, sql: str, **params: Any) -> pd.DataFrame:
-    return ledger.query(sql, params or None)
-
-
 def _provenance(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> list[Finding]:
     required = policy.policy.provenance.required
-    datasets = _frame(ledger, """
+    datasets = ledger.query("""
         SELECT u.node, u.label,
                EXISTS (SELECT 1 FROM events w WHERE w.type = 'dataset_written'
                         AND (w.payload->>'node') = u.node)
                AND EXISTS (SELECT 1 FROM lineage_upstream(u.node) d
                            WHERE d.kind = 'dataset' AND d.node <> u.node) AS derived
-        FROM lineage_upstream($node) u WHERE u.kind = 'dataset' ORDER BY u.node""",
-        node=version.node)
+        FROM lineage_upstream($node) u WHERE u.kind = 'dataset' ORDER BY u.node""", {"node": version.node})
     if datasets.empty:
         return [Finding(
             "provenance", FAIL, version.ref, "no training data in the lineage: where the data came "
             "from is unknown",
             "read the training data from files (pandas/pyarrow/polars/duckdb) with nbgov loaded")]
-    declared = _frame(ledger, """
+    declared = ledger.query("""
         SELECT dataset_node, path, arg_max(source, seq) AS source, arg_max(license, seq) AS license,
                arg_max(owner, seq) AS owner
         FROM dataset_declarations GROUP BY ALL""")
@@ -217,8 +211,8 @@ def _provenance(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> 
     # (a file exported from a package's data, then declared, covers that package data).
     covered_by: dict[str, str] = {}
     for declared_node in complete:
-        upstream = _frame(ledger, "SELECT node FROM lineage_upstream($n) WHERE kind = 'dataset'",
-                          n=declared_node)
+        upstream = ledger.query("SELECT node FROM lineage_upstream($n) WHERE kind = 'dataset'",
+                                {"n": declared_node})
         for node in upstream["node"]:
             covered_by.setdefault(str(node), declared_node)
     labels = {str(node): str(label or node) for node, label, _ in rows}
@@ -251,10 +245,10 @@ def _metrics(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> lis
     rules = policy.policy.metrics
     if not rules.minimum and not rules.maximum:
         return []
-    latest = _frame(ledger, """
+    latest = ledger.query("""
         SELECT metric, arg_max(value, seq) AS value FROM metrics
         WHERE model = $m AND version = $v AND value IS NOT NULL GROUP BY metric""",
-        m=version.model, v=version.version)
+        {"m": version.model, "v": version.version})
     values = dict(zip(latest["metric"], latest["value"]))
     findings = []
     bounds = [(n, b, "minimum") for n, b in rules.minimum.items()]
@@ -276,12 +270,12 @@ def _metrics(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> lis
 
 def _fairness(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> list[Finding]:
     rules = policy.policy.fairness
-    frame = _frame(ledger, """
+    frame = ledger.query("""
         SELECT event_id, event_time, payload->'report' AS report, payload->>'policy_sha256' AS sha,
                (payload->'sensitive')::VARCHAR[] AS sensitive
         FROM events WHERE type = 'fairness_evaluated' AND (payload->>'model') = $m
              AND (payload->>'version')::INTEGER = $v ORDER BY seq DESC""",
-        m=version.model, v=version.version)
+        {"m": version.model, "v": version.version})
     if frame.empty:
         status = FAIL if rules.required else INFO
         return [Finding("fairness", status, version.ref, f"no bias test recorded for {version.ref}",
@@ -323,12 +317,12 @@ def _fairness(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> li
 
 
 def _drift(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> list[Finding]:
-    frame = _frame(ledger, """
+    frame = ledger.query("""
         SELECT event_id, payload->>'verdict' AS verdict, payload->'failures' AS failures,
                payload->>'policy_sha256' AS sha
         FROM events WHERE type = 'drift_evaluated' AND (payload->>'model') = $m
              AND (payload->>'version')::INTEGER = $v ORDER BY seq DESC LIMIT 1""",
-        m=version.model, v=version.version)
+        {"m": version.model, "v": version.version})
     if frame.empty:
         return [Finding("drift", INFO, version.ref, "no drift test recorded yet",
                         "schedule a drift review (nbgov.drift on new data)")]
@@ -344,10 +338,10 @@ def _drift(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> list[
 
 
 def _vendors(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy, today: dt.date) -> list[Finding]:
-    linked = _frame(ledger, """
+    linked = ledger.query("""
         SELECT DISTINCT vendor FROM model_vendors
         WHERE model = $m AND (version IS NULL OR version = $v) ORDER BY vendor""",
-        m=version.model, v=version.version)
+        {"m": version.model, "v": version.version})
     findings = []
     for vendor in linked["vendor"]:
         status = attestation_status(ledger, str(vendor), policy.policy, today)
@@ -376,9 +370,9 @@ def _vendors(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy, today:
 def _risks(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy, tier: str,
            today: dt.date) -> list[Finding]:
     required = policy.policy.tier(tier).risk_categories
-    frame = _frame(ledger, """
+    frame = ledger.query("""
         SELECT risk_id, category, next_review, status, owner FROM risks WHERE model = $m""",
-        m=version.model)
+        {"m": version.model})
     present = set(frame["category"])
     findings = []
     missing = [c for c in required if c not in present]
@@ -405,12 +399,12 @@ def _risks(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy, tier: st
 def _data_access(ledger: Ledger, version: ModelVersion) -> list[Finding]:
     # Reads, in the session that trained the version, of classified datasets its training data
     # came from.
-    frame = _frame(ledger, """
+    frame = ledger.query("""
         SELECT DISTINCT d.actor, d.path, d.classification_at_read, d.violation
         FROM data_access d
         WHERE d.dataset_node IN (SELECT node FROM lineage_upstream($node) WHERE kind = 'dataset')
               AND d.session_id IN (SELECT session_id FROM models WHERE node = $node)
-        ORDER BY d.path, d.actor""", node=version.node)
+        ORDER BY d.path, d.actor""", {"node": version.node})
     findings = []
     for actor, path, classification, violation in zip(
             frame["actor"], frame["path"], frame["classification_at_read"], frame["violation"]):
@@ -431,9 +425,9 @@ def _review_cadence(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy,
     if version.state != "approved":
         return []
     every = policy.policy.tier(tier).review_every_days
-    frame = _frame(ledger, """
+    frame = ledger.query("""
         SELECT max(event_time) AS last FROM policy_evaluations
-        WHERE model = $m AND version = $v AND verdict = 'pass'""", m=version.model, v=version.version)
+        WHERE model = $m AND version = $v AND verdict = 'pass'""", {"m": version.model, "v": version.version})
     last = frame["last"].iloc[0]
     if last is None or last != last:
         return [Finding("review_cadence", WARN, version.ref, "approved but never passed a check",

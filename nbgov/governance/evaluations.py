@@ -21,7 +21,7 @@ import pandas as pd
 from nbgov.errors import EvaluationError
 from nbgov.events import DriftEvaluated, FairnessEvaluated
 from nbgov.fingerprint import fingerprint_object
-from nbgov.governance.policy import FairnessRules, LoadedPolicy, load_policy, record_policy
+from nbgov.governance.policy import FAIRNESS_LIMITS, FairnessRules, LoadedPolicy, load_policy, record_policy
 from nbgov.stats import drift as drift_stats
 from nbgov.stats import fairness as fairness_stats
 
@@ -42,14 +42,6 @@ __all__ = [
     "resolve_policy",
 ]
 
-_FAIRNESS_LIMITS = (
-    # (policy key, report key, breached when the value is ...)
-    ("max_demographic_parity_difference", "demographic_parity_difference", "above"),
-    ("min_demographic_parity_ratio", "demographic_parity_ratio", "below"),
-    ("max_equalized_odds_difference", "equalized_odds_difference", "above"),
-    ("max_equal_opportunity_difference", "equal_opportunity_difference", "above"),
-)
-_SELECTION_RULES = {"max_demographic_parity_difference", "min_demographic_parity_ratio"}
 
 
 @dataclass(frozen=True, repr=False)
@@ -150,22 +142,18 @@ def judge_fairness(report: Mapping[str, Any], rules: FairnessRules) -> list[dict
                                f"({attribute['reason']})"})
             continue
         significant = any(c.get("significant") for c in attribute.get("comparisons", []))
-        for key, measure, direction in _FAIRNESS_LIMITS:
-            limit = getattr(rules, key)
-            value = attribute.get(measure)
-            if limit is None or value is None:
+        for rule in FAIRNESS_LIMITS:
+            limit = getattr(rules, rule.rule)
+            value = attribute.get(rule.measure)
+            if limit is None or value is None or not rule.breached(value, limit):
                 continue
-            breached = value > limit if direction == "above" else value < limit
-            if not breached:
+            if rules.significant_only and rule.selection and not significant:
                 continue
-            if rules.significant_only and key in _SELECTION_RULES and not significant:
-                continue
-            word = "above the maximum" if direction == "above" else "below the minimum"
             failures.append({
-                "rule": f"fairness.{key}", "attribute": attribute["attribute"], "value": value,
+                "rule": f"fairness.{rule.rule}", "attribute": attribute["attribute"], "value": value,
                 "limit": limit,
-                "message": f"{attribute['attribute']}: {measure.replace('_', ' ')} {value:.4g} is "
-                           f"{word} {limit:g}"})
+                "message": f"{attribute['attribute']}: {rule.measure.replace('_', ' ')} {value:.4g} is "
+                           f"{rule.breach} the {rule.side} {limit:g}"})
     return failures
 
 

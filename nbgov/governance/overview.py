@@ -9,13 +9,13 @@ without re-implementing a rule. Rules stay where they are: policy findings come 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbgov.governance.policy import FAIRNESS_LIMITS, fairness_limit, metric_limit
+
 if TYPE_CHECKING:
-    import pandas as pd
 
     from nbgov.governance.policy import LoadedPolicy
     from nbgov.governance.registry import ModelVersion
@@ -32,7 +32,6 @@ __all__ = [
     "metric_choices",
     "metric_series",
     "model_refs",
-    "records",
     "review_overview",
     "session_summary",
 ]
@@ -40,24 +39,6 @@ __all__ = [
 # The kinds of lineage node a model's picture keeps; variables (the names cells bound) are
 # contracted into the edges between the cells and datasets around them.
 _SHOWN = ("dataset", "cell", "model", "evaluation", "prediction")
-
-
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Records with NaN/NaT as None (pandas' missing values are not JSON, nor friendly)."""
-    records: list[dict[str, Any]] = frame.to_dict("records")
-    for record in records:
-        for key, value in record.items():
-            if value is None:
-                continue
-            if isinstance(value, float) and math.isnan(value):
-                record[key] = None
-            elif type(value).__name__ == "NaTType":
-                record[key] = None
-            elif hasattr(value, "to_pydatetime"):
-                record[key] = value.to_pydatetime()
-            elif hasattr(value, "tolist"):
-                record[key] = value.tolist()
-    return records
 
 
 @dataclass(frozen=True)
@@ -77,20 +58,20 @@ def session_summary(ledger: Ledger, session_id: str) -> SessionSummary:
     params = {"s": session_id}
     cells = ledger.query("SELECT count(*) AS n, count(*) FILTER (WHERE NOT ok) AS failed FROM cells "
                          "WHERE session_id = $s", params)
-    datasets = ledger.query("""
+    datasets = ledger.rows("""
         SELECT direction, path, fingerprint, algorithm, rows, columns, via, max(event_time) AS last_at,
                count(*) AS times
         FROM datasets WHERE session_id = $s
         GROUP BY direction, path, fingerprint, algorithm, rows, columns, via
         ORDER BY min(seq)""", params)
-    models = ledger.query("""
+    models = ledger.rows("""
         SELECT model, version, estimator, n_samples, n_features, model_fingerprint, event_time
         FROM models WHERE session_id = $s ORDER BY seq""", params)
-    metrics = ledger.query("""
+    metrics = ledger.rows("""
         SELECT model, version, metric, value, value_json, via, event_time
         FROM metrics WHERE session_id = $s ORDER BY seq""", params)
     return SessionSummary(session_id, int(cells["n"].iloc[0]), int(cells["failed"].iloc[0]),
-                          records(datasets), records(models), records(metrics))
+                          datasets, models, metrics)
 
 
 def datasets_read(ledger: Ledger, session_id: str) -> dict[str, list[str]]:
@@ -130,22 +111,21 @@ def approval_status(ledger: Ledger, ref: str) -> ApprovalStatus:
 
     version = model_version(ledger, ref)
     params = {"m": version.model, "v": version.version}
-    decisions = ledger.query("""
+    decisions = ledger.rows("""
         SELECT event_time, decision, reviewer, coalesce(message, statement->>'note') AS detail
         FROM approvals WHERE model = $m AND version = $v ORDER BY seq DESC""", params)
-    requests = ledger.query("""
+    requests = ledger.rows("""
         SELECT requested_at, requested_by, note, coalesce(decision, 'open') AS decision
         FROM approval_requests WHERE model = $m AND version = $v ORDER BY seq DESC""", params)
-    return ApprovalStatus(version, records(decisions), records(requests))
+    return ApprovalStatus(version, decisions, requests)
 
 
 def model_refs(ledger: Ledger) -> list[dict[str, Any]]:
     """Every model version, newest first: ``ref`` (``name@version``), state, author, approvers."""
-    frame = ledger.query("""
+    return ledger.rows("""
         SELECT model || '@' || version AS ref, model, version, state, author, approvals, approvers, tier,
                trained_at
         FROM model_versions ORDER BY trained_at DESC, model, version DESC""")
-    return records(frame)
 
 
 @dataclass(frozen=True)
@@ -171,11 +151,11 @@ def lineage_graph(ledger: Ledger, ref: str) -> LineageGraph:
 
     version = model_version(ledger, ref)
     focus = version.node
-    upstream = ledger.query("SELECT node, kind, label FROM lineage_upstream($n)", {"n": focus})
-    downstream = ledger.query("""
+    upstream = ledger.rows("SELECT node, kind, label FROM lineage_upstream($n)", {"n": focus})
+    downstream = ledger.rows("""
         SELECT d.node, d.kind, d.label FROM lineage_downstream($n) d
         WHERE d.depth = 1 AND d.kind IN ('evaluation', 'prediction')""", {"n": focus})
-    nodes = {str(r["node"]): r for r in records(upstream) + records(downstream)}
+    nodes = {str(r["node"]): r for r in upstream + downstream}
     ids = list(nodes)
     edges = ledger.query("SELECT DISTINCT src, dst FROM lineage_edges WHERE src IN (SELECT unnest($ids)) "
                          "AND dst IN (SELECT unnest($ids))", {"ids": ids})
@@ -186,9 +166,9 @@ def lineage_graph(ledger: Ledger, ref: str) -> LineageGraph:
             as_cell[node] = cell
     cells = sorted(set(as_cell.values()) - set(nodes))
     if cells:
-        found = ledger.query("SELECT node, kind, label FROM lineage_nodes WHERE node IN (SELECT unnest($c))",
+        found = ledger.rows("SELECT node, kind, label FROM lineage_nodes WHERE node IN (SELECT unnest($c))",
                              {"c": cells})
-        for row in records(found):
+        for row in found:
             nodes[str(row["node"])] = row
         ids += [c for c in cells if c in nodes]
     pairs = [(as_cell.get(str(src), str(src)), as_cell.get(str(dst), str(dst)))
@@ -252,16 +232,16 @@ def _contract(edges: Iterable[tuple[str, str]], keep: set[str]) -> set[tuple[str
 
 def review_overview(ledger: Ledger, *, limit: int = 20) -> dict[str, list[dict[str, Any]]]:
     """Recent review runs, the schedules in force and recent missed runs."""
-    runs = ledger.query("""
+    runs = ledger.rows("""
         SELECT started_at, regexp_extract(notebook, '[^/]+$') AS notebook, job, parameters->>'model' AS model,
                status, cell_index, error_type, error_message, seconds, output
         FROM review_runs ORDER BY started_at DESC LIMIT $n""", {"n": limit})
-    schedules = ledger.query("""
+    schedules = ledger.rows("""
         SELECT job, regexp_extract(notebook, '[^/]+$') AS notebook, cron, tz, catch_up, retries, changed_by
         FROM schedules ORDER BY job""")
-    missed = ledger.query("SELECT detected_at, job, scheduled_for FROM missed_runs "
+    missed = ledger.rows("SELECT detected_at, job, scheduled_for FROM missed_runs "
                           "ORDER BY detected_at DESC LIMIT $n", {"n": limit})
-    return {"runs": records(runs), "schedules": records(schedules), "missed": records(missed)}
+    return {"runs": runs, "schedules": schedules, "missed": missed}
 
 
 @dataclass(frozen=True)
@@ -271,22 +251,16 @@ class MetricSeries:
     title: str
     series: list[tuple[str, list[tuple[dt.datetime, float]]]]
     limit: float | None
-    breach: str  # "below" or "above": which side of the limit breaches the policy
+    breach: str  # "below" or "above": which side of the limit breaches the policy (policy.Limit)
     y_label: str
 
 
-# Bias quantities the policy limits: (column of fairness_results, policy field, breach side).
-_FAIRNESS = {
-    "demographic_parity_ratio": ("min_demographic_parity_ratio", "below"),
-    "demographic_parity_difference": ("max_demographic_parity_difference", "above"),
-    "equalized_odds_difference": ("max_equalized_odds_difference", "above"),
-    "equal_opportunity_difference": ("max_equal_opportunity_difference", "above"),
-}
 
 
 def metric_choices(ledger: Ledger, model: str) -> list[tuple[str, str]]:
     """What can be plotted for a model: (label, key) pairs for :func:`metric_series`."""
-    choices = [(f"bias: {name.replace('_', ' ')}", f"fairness:{name}") for name in _FAIRNESS]
+    choices = [(f"bias: {limit.measure.replace('_', ' ')}", f"fairness:{limit.measure}")
+               for limit in FAIRNESS_LIMITS]
     names = ledger.query("SELECT DISTINCT metric FROM metrics WHERE model = $m AND value IS NOT NULL "
                          "ORDER BY metric", {"m": model})
     choices += [(f"metric: {name}", f"metric:{name}") for name in names["metric"]]
@@ -299,29 +273,25 @@ def metric_series(ledger: Ledger, model: str, key: str, policy: LoadedPolicy | N
     ``key`` is ``fairness:<column>`` or ``metric:<name>``; the limit comes from *policy*.
     """
     kind, _, name = key.partition(":")
-    if kind == "fairness" and name in _FAIRNESS:
-        rule, breach = _FAIRNESS[name]
-        frame = ledger.query(f"""
+    bias_limit = fairness_limit(name) if kind == "fairness" else None
+    if bias_limit is not None:
+        breach = bias_limit.breach
+        found = ledger.rows(f"""
             SELECT event_time, attribute, version, {name} AS value FROM fairness_results
             WHERE model = $m AND {name} IS NOT NULL ORDER BY seq""", {"m": model})
         group = "attribute"
-        limit = getattr(policy.policy.fairness, rule) if policy is not None else None
+        limit = getattr(policy.policy.fairness, bias_limit.rule) if policy is not None else None
     elif kind == "metric" and name:
-        frame = ledger.query("""
+        found = ledger.rows("""
             SELECT event_time, 'v' || version AS version, value FROM metrics
             WHERE model = $m AND metric = $name AND value IS NOT NULL ORDER BY seq""",
             {"m": model, "name": name})
         group = "version"
-        limit, breach = None, "below"
-        if policy is not None:
-            if name in policy.policy.metrics.minimum:
-                limit = policy.policy.metrics.minimum[name]
-            elif name in policy.policy.metrics.maximum:
-                limit, breach = policy.policy.metrics.maximum[name], "above"
+        limit, breach = metric_limit(policy.policy, name) if policy is not None else (None, "below")
     else:
         raise ValueError(f"unknown quantity {key!r}: use fairness:<column> or metric:<name>")
     lines: dict[str, list[tuple[dt.datetime, float]]] = {}
-    for record in records(frame):
+    for record in found:
         lines.setdefault(str(record[group]), []).append((record["event_time"], float(record["value"])))
     title = f"{model}: {name.replace('_', ' ')}"
     return MetricSeries(title, list(lines.items()), limit, breach, name.replace("_", " "))

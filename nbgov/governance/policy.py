@@ -39,12 +39,16 @@ if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger
 
 __all__ = [
+    "FAIRNESS_LIMITS",
     "POLICY_FILE",
     "TIERS",
+    "Limit",
     "LoadedPolicy",
     "Policy",
+    "fairness_limit",
     "find_policy",
     "load_policy",
+    "metric_limit",
     "policy_template",
     "record_policy",
 ]
@@ -162,6 +166,62 @@ def _default_tiers() -> dict[Tier, TierRules]:
         "medium": TierRules(review_every_days=90, risk_categories=["bias", "drift"]),
         "low": TierRules(review_every_days=365),
     }
+
+
+@dataclass(frozen=True)
+class Limit:
+    """What one policy limit bounds and which side of it is a breach: the one place that says so
+    (checks, the panel's charts, the model page and the evidence report all read it).
+
+    Attributes
+    ----------
+    rule : str
+        The policy field holding the limit (``[fairness]``), e.g. ``min_demographic_parity_ratio``.
+    measure : str
+        The quantity it bounds: the key in a bias test's report, and the ``fairness_results`` column.
+    breach : "above" or "below"
+        A value above a maximum, or below a minimum, breaches the policy.
+    selection : bool
+        A limit on selection rates (``significant_only`` can excuse a breach that is not significant).
+    """
+
+    rule: str
+    measure: str
+    breach: Literal["above", "below"]
+    selection: bool = False
+
+    def breached(self, value: float, limit: float) -> bool:
+        return value > limit if self.breach == "above" else value < limit
+
+    @property
+    def side(self) -> str:
+        """``maximum`` or ``minimum``: what the limit is, in words."""
+        return "maximum" if self.breach == "above" else "minimum"
+
+
+#: The bias limits a policy can set, each with what it bounds and which side breaches; the
+#: four-fifths ratio first (panels, charts and recorded failures follow this order).
+FAIRNESS_LIMITS: tuple[Limit, ...] = (
+    Limit("min_demographic_parity_ratio", "demographic_parity_ratio", "below", selection=True),
+    Limit("max_demographic_parity_difference", "demographic_parity_difference", "above", selection=True),
+    Limit("max_equalized_odds_difference", "equalized_odds_difference", "above"),
+    Limit("max_equal_opportunity_difference", "equal_opportunity_difference", "above"),
+)
+
+
+def fairness_limit(measure: str) -> Limit | None:
+    """The bias limit on *measure* (a ``fairness_results`` column), if the policy can set one."""
+    return next((limit for limit in FAIRNESS_LIMITS if limit.measure == measure), None)
+
+
+def metric_limit(policy: Policy, metric: str) -> tuple[float | None, Literal["above", "below"]]:
+    """The policy's limit on a recorded metric and the side that breaches it: a ``minimum`` is
+    breached below, a ``maximum`` above ((None, "below") when the policy sets neither)."""
+    if metric in policy.metrics.minimum:
+        return policy.metrics.minimum[metric], "below"
+    if metric in policy.metrics.maximum:
+        return policy.metrics.maximum[metric], "above"
+    return None, "below"
 
 
 class Policy(_Section):

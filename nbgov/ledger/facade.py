@@ -292,6 +292,13 @@ class Ledger:
         with self._store.read() as con:
             return run_statements(con, statements, params)
 
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run read-only *sql*; its rows as dicts (NULL as None, timestamps as datetimes, lists as
+        lists, JSON as text), for the core's readers that present rows rather than compute on
+        frames."""
+        rows: list[dict[str, Any]] = self.query_arrow(sql, params).table.to_pylist()
+        return rows
+
     @contextmanager
     def reader(self, *, ingest: bool = True) -> Iterator[Any]:
         """A read-only DuckDB connection for the core's own SQL (after ingesting, by default).

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from nbgov.governance.policy import fairness_limit
 from nbgov.render.model_document import ModelDocument
 from nbgov.render.svg import _attr, _fit, _open_svg, _text
 
@@ -194,9 +195,11 @@ def _ratio_history_svg(doc: ModelDocument) -> str | None:
     if not series:
         return None
     limits = doc.fairness[0].get("limits") or {}
-    limit = limits.get("min_demographic_parity_ratio")
-    return line_chart_svg(list(series.items()), limit=limit, breach="below",
-                          limit_label=None if limit is None else f"policy minimum {limit:g}",
+    ratio = fairness_limit("demographic_parity_ratio")
+    assert ratio is not None
+    limit = limits.get(ratio.rule)
+    return line_chart_svg(list(series.items()), limit=limit, breach=ratio.breach,
+                          limit_label=None if limit is None else f"policy {ratio.side} {limit:g}",
                           title=f"{doc.ref}: demographic parity ratio per bias test",
                           y_label="demographic parity ratio")
 
