@@ -166,3 +166,17 @@ def test_cli_policy_commands(tmp_path: Path) -> None:
     assert len(failed.stderr.strip().splitlines()) == 1
     shown = run_cli("policy", "show", "--json", cwd=tmp_path)
     assert '"sha256"' in shown.stdout and shown.returncode == 0
+
+
+def test_policy_errors_never_echo_a_secret(tmp_path: Path) -> None:
+    # The policy and the alert sinks share one loader: neither echoes a value that may be a secret.
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    path = tmp_path / "nbgov-policy.toml"
+    path.write_text(f"[fairness]\nalpha = '{token}'\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert info.value.key == "fairness.alpha" and token not in info.value.one_line()
+    assert "not shown" in info.value.problem
+    path.write_text("[fairness]\nalpha = 'high'\n")  # an ordinary value is still shown
+    with pytest.raises(PolicyError, match="got 'high'"):
+        load_policy(path)

@@ -44,7 +44,6 @@ import os
 import re
 import signal
 import subprocess
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -53,9 +52,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from nbgov import canonical
+from nbgov.config_files import pyproject_table, read_toml, validate_table
 from nbgov.errors import AlertConfigError, DeliveryError
 from nbgov.settings import find_pyproject
 
@@ -223,72 +223,36 @@ def find_alert_config(
     pyproject = find_pyproject(cwd)
     if pyproject is None:
         return None
-    table: Any = _read_toml(pyproject, str(pyproject))
-    walked: list[str] = []
-    for part in _TABLE.split("."):
-        walked.append(part)
-        table = table.get(part)
-        if table is None:
-            return None
-        if not isinstance(table, dict):
-            raise AlertConfigError(str(pyproject), ".".join(walked), "must be a table")
+    table = pyproject_table(pyproject, _TABLE, AlertConfigError)
+    if table is None:
+        return None
     source = f"{pyproject} [{_TABLE}]"
     return LoadedAlerts(_validate(table, source, pyproject.parent), source)
 
 
 def _read_toml(path: Path, source: str) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise AlertConfigError(source, "", "alerts file not found") from None
-    except IsADirectoryError:
-        raise AlertConfigError(source, "", "is a directory, not an alerts file") from None
-    except OSError as exc:
-        raise AlertConfigError(source, "", f"cannot be read ({exc.strerror})") from None
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise AlertConfigError(source, "", "is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AlertConfigError(source, "", f"not valid TOML ({exc})") from None
+    return read_toml(path, source, AlertConfigError, "alerts file")[1]
 
 
 def _validate(table: Mapping[str, Any], source: str, base_dir: Path) -> AlertConfig:
     """Validate a parsed table; raise :class:`AlertConfigError` for the first problem."""
-    try:
-        return AlertConfig.model_validate(dict(table), context={"base_dir": base_dir})
-    except ValidationError as exc:
-        errors = exc.errors()
-        key, problem = _describe(errors[0])
-        more = len(errors) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise AlertConfigError(source, key, problem + suffix) from None
+    return validate_table(AlertConfig, table, source, AlertConfigError, context={"base_dir": base_dir},
+                          secret_keys=_SECRET_KEYS, locate=_file_location, explain=_explain)
 
 
-def _describe(error: Any) -> tuple[str, str]:
-    """The dotted key and the problem of one pydantic error, in the words of a TOML file."""
-    loc = list(error["loc"])
+def _file_location(loc: list[Any]) -> list[Any]:
     # A discriminated union puts the tag in the path (sinks.0.webhook.url); the file has no such key.
     if len(loc) > 2 and loc[0] == "sinks" and loc[2] in _SINK_TYPES:
         del loc[2]
-    key = ".".join(str(part) for part in loc)
-    kind = error["type"]
-    if kind == "union_tag_not_found":
+    return loc
+
+
+def _explain(error: dict[str, Any], key: str) -> tuple[str, str] | None:
+    if error["type"] == "union_tag_not_found":
         return f"{key}.type", "required key is missing (one of webhook, command, file)"
-    if kind == "union_tag_invalid":
+    if error["type"] == "union_tag_invalid":
         return f"{key}.type", f"unknown sink type {error['ctx']['tag']!r} (expected webhook, command or file)"
-    if kind == "model_attributes_type":
-        return key, "must be a table"
-    if kind == "extra_forbidden":
-        return key, "unknown key"
-    if kind == "missing":
-        return key, "required key is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    message = f"{message[0].lower()}{message[1:]}"
-    given = error.get("input")
-    if isinstance(given, (str, int, float, bool)) and not _SECRET_KEYS.intersection(map(str, loc)):
-        return key, f"{message}, got {given!r}"
-    return key, message
+    return None
 
 
 def deliver(sink: AnySink, alert: Mapping[str, Any]) -> None:

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nbgov import canonical
+from nbgov.config_files import pyproject_table, read_toml, validate_table
 from nbgov.errors import PolicyError
 from nbgov.events import PolicyRecorded
 from nbgov.settings import find_pyproject
@@ -299,16 +299,8 @@ def find_policy(
 
 
 def _pyproject_policy(pyproject: Path) -> dict[str, Any] | None:
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None  # settings resolution reports a broken pyproject.toml with its own error
-    table = data.get("tool", {}).get("nbgov", {}).get("policy")
-    if table is None:
-        return None
-    if not isinstance(table, dict):
-        raise PolicyError(str(pyproject), "tool.nbgov.policy", "must be a table")
-    return table
+    # A broken pyproject.toml is reported by settings resolution with its own error.
+    return pyproject_table(pyproject, "tool.nbgov.policy", PolicyError, strict=False)
 
 
 def load_policy(
@@ -342,20 +334,7 @@ def load_policy(
         )
     source, file, table = found
     if file is not None:
-        try:
-            raw = file.read_bytes()
-        except FileNotFoundError:
-            raise PolicyError(source, "", "policy file not found") from None
-        except IsADirectoryError:
-            raise PolicyError(source, "", "is a directory, not a policy file") from None
-        except OSError as exc:
-            raise PolicyError(source, "", f"cannot be read ({exc.strerror})") from None
-        try:
-            table = tomllib.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise PolicyError(source, "", "is not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(source, "", f"not valid TOML ({exc})") from None
+        raw, table = read_toml(file, source, PolicyError, "policy file")
         digest = hashlib.sha256(raw).hexdigest()
     else:
         assert table is not None
@@ -365,30 +344,7 @@ def load_policy(
 
 def validate_policy(table: Mapping[str, Any], source: str) -> Policy:
     """Validate a parsed policy table; raise :class:`PolicyError` for the first problem."""
-    try:
-        return Policy.model_validate(dict(table))
-    except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        key = ".".join(str(part) for part in first["loc"])
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(
-            errors) > 1 else ""
-        raise PolicyError(source, key, _describe(first) + more) from None
-
-
-def _describe(error: Any) -> str:
-    kind = error["type"]
-    given = error.get("input")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    message = str(error["msg"])
-    message = message.removeprefix("Value error, ")
-    message = f"{message[0].lower()}{message[1:]}"
-    if isinstance(given, (str, int, float, bool)):
-        return f"{message}, got {given!r}"
-    return message
+    return validate_table(Policy, table, source, PolicyError)
 
 
 def record_policy(ledger: Ledger, loaded: LoadedPolicy) -> str | None:
