@@ -17,7 +17,7 @@ def flow(source: str):
     ("source", "uses", "defines"),
     [
         ("x = y + 1", {"y"}, {"x"}),
-        ("df = pd.read_csv('a.csv')", {"pd"}, {"df", "pd"}),  # pd.read_csv(...) may change pd
+        ("df = pd.read_csv('a.csv')", {"pd"}, {"df"}),  # a read-only call leaves pd as it was
         ("df['z'] = df.x * k", {"df", "k"}, {"df"}),
         ("df.dropna(inplace=True)", {"df"}, {"df"}),
         ("model.fit(X, y)", {"model", "X", "y"}, {"model"}),
@@ -63,8 +63,8 @@ def test_bindings_follow_statements_and_registered_objects() -> None:
     namespace["X"] = Frame()
     second = {b.name: b for b in tracker.record_cell(flow("X = a.dropna()"), "cell:s:2", [], namespace)}
     assert (second["X"].node, second["X"].inputs) == ("var:s:2:X", ("var:s:1:a",))
-    # a.dropna() might have changed a in place: a new version of a, from the old one
-    assert second["a"].inputs == ("dataset:A", "var:s:1:a")
+    # a.dropna() only reads a (no inplace=True): a keeps the value the first cell bound
+    assert "a" not in second and tracker.names["a"] == "var:s:1:a"
     assert tracker.names["X"] == "var:s:2:X"
     assert tracker.upstream_cells(flow("model.fit(X, y)")) == ["cell:s:2"]
 
@@ -113,3 +113,129 @@ def test_registrations_die_with_their_object() -> None:
     del frame
     gc.collect()
     assert tracker._objects == {}
+
+
+# -- precision: reads never mutate, targets map element-wise, functions link to their callers --------
+
+
+def _deps(source: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for statement in flow(source).statements:
+        for name in statement.defines:
+            found.setdefault(name, set()).update(statement.sources(name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("source", "deps"),
+    [
+        ("print(y.mean(), holdout['y'].mean())", {}),  # read-only calls change nothing
+        ("df.head(); df.describe(); plt.plot(df.x)", {}),
+        ("df.dropna(inplace=True)", {"df": {"df"}}),
+        ("rows.append(row)", {"rows": {"rows", "row"}}),
+        ("model.fit(X, y)", {"model": {"model", "X", "y"}}),
+        ("X, y = train[['a']], train['y']", {"X": {"train"}, "y": {"train"}}),
+        ("race_train, race_test = race.loc[X_train.index], race.loc[X_test.index]",
+         {"race_train": {"race", "X_train"}, "race_test": {"race", "X_test"}}),
+        ("X_train, X_test = split(X, y)", {"X_train": {"split", "X", "y"}, "X_test": {"split", "X", "y"}}),
+        ("a, *rest = x, y, z", {"a": {"x"}, "rest": {"y", "z"}}),
+        ("(a, b), c = (x, y), z", {"a": {"x"}, "b": {"y"}, "c": {"z"}}),
+        ("df['z'] = other.x * k", {"df": {"df", "other", "k"}}),
+        ("total += part", {"total": {"total", "part"}}),
+        ("frame = pd.concat([a, b])", {"frame": {"pd", "a", "b"}}),
+    ],
+)
+def test_each_name_takes_what_its_value_came_from(source: str, deps: dict[str, set[str]]) -> None:
+    assert _deps(source) == deps
+
+
+def test_a_plain_rebinding_replaces_a_names_sources_within_a_cell() -> None:
+    tracker = ProvenanceTracker()
+    tracker.record_cell(flow("a = 1\nb = 2"), "cell:s:1", [], {"a": 1, "b": 2})
+    (binding,) = tracker.record_cell(flow("x = a\nx = b"), "cell:s:2", [], {"x": 2})
+    assert binding.inputs == ("var:s:1:b",)
+
+
+def test_branches_and_loops_keep_every_possible_source() -> None:
+    tracker = ProvenanceTracker()
+    tracker.record_cell(flow("a = 1\nb = 2\nc = 3"), "cell:s:1", [], {"a": 1, "b": 2, "c": 3})
+    (x,) = tracker.record_cell(flow("if c:\n    x = a\nelse:\n    x = b"), "cell:s:2", [], {"x": 1})
+    assert set(x.inputs) == {"var:s:1:a", "var:s:1:b", "var:s:1:c"}
+    loop = {b.name: b for b in tracker.record_cell(
+        flow("for i in range(c):\n    p = q0\n    q0 = p + a"), "cell:s:3", [], {"i": 0, "p": 1, "q0": 2})}
+    # p is read from q0 on the next pass, and q0 came from a: p depends on a too
+    assert "var:s:1:a" in loop["p"].inputs
+
+
+def test_reads_pinned_to_their_statement_do_not_leak_to_other_names() -> None:
+    tracker = ProvenanceTracker()
+    namespace = {"train": object(), "decoy": object(), "X": object()}
+    bindings = {b.name: b for b in tracker.record_cell(
+        flow("train = load('train.csv')\ndecoy = load('decoy.csv')\nX = train[['a']]"), "cell:s:1",
+        [("dataset:TRAIN", 0), ("dataset:DECOY", 1)], namespace)}
+    assert bindings["train"].inputs == ("dataset:TRAIN",)
+    assert bindings["decoy"].inputs == ("dataset:DECOY",)
+    # X comes from train as this cell bound it: train's sources (not train's final node, which a
+    # later statement of the cell could rebind)
+    assert bindings["X"].inputs == ("dataset:TRAIN",)
+
+
+def test_a_call_of_a_helper_function_depends_on_its_definition_and_its_globals() -> None:
+    import pandas
+
+    def load() -> None:  # stands in for the function the notebook defined
+        pass
+
+    tracker = ProvenanceTracker()
+    tracker.record_cell(flow("path = 'a.csv'"), "cell:s:1", [], {"path": "a.csv"})
+    (helper,) = tracker.record_cell(flow("def load():\n    return pd.read_csv(path)"), "cell:s:2", [],
+                                    {"load": load, "pd": pandas})
+    assert (helper.name, helper.kind, helper.inputs) == ("load", "function", ())
+    assert helper.as_dict()["kind"] == "function"
+    call = flow("df = load()")
+    assert tracker.upstream_cells(call) == ["cell:s:1", "cell:s:2"]
+    (df,) = tracker.record_cell(call, "cell:s:3", [("dataset:A", 0)], {"df": object()})
+    assert set(df.inputs) == {"var:s:2:load", "var:s:1:path", "dataset:A"}
+
+
+def test_modules_are_never_nodes() -> None:
+    import pandas
+
+    tracker = ProvenanceTracker()
+    bindings = tracker.record_cell(flow("import pandas as pd\ndf = pd.read_csv('a.csv')"), "cell:s:1",
+                                   [("dataset:A", 1)], {"pd": pandas, "df": object()})
+    assert [(b.name, b.inputs) for b in bindings] == [("df", ("dataset:A",))]
+
+
+def test_lineage_queries_respect_time_at_shared_dataset_nodes() -> None:
+    from nbgov import events
+    from nbgov.ledger import Ledger
+
+    with Ledger.in_memory() as ledger:
+        # session A reads dataset D and trains on it
+        ledger.append(events.DatasetRead(path="d.csv", fingerprint="D", algorithm="blake3",
+                                         coverage="file", node="cell:A:1", inputs=["dataset:D"]))
+        ledger.append(events.CellExecuted(node="cell:A:1", cell_id=None, execution_count=1,
+                                          source_sha256="0", source="x = read()", started_at="t",
+                                          duration_us=1, ok=True,
+                                          bindings=[{"name": "x", "node": "var:A:1:x", "inputs": ["dataset:D"]}]))
+        ledger.append(events.ModelFitted(node="model:m@1", model="m", version=1, estimator="E",
+                                         params={}, inputs=["var:A:1:x"]))
+        # later, session B writes the same content (same node) from data of its own
+        ledger.append(events.CellExecuted(node="cell:B:1", cell_id=None, execution_count=1,
+                                          source_sha256="0", source="y = other()", started_at="t",
+                                          duration_us=1, ok=True,
+                                          bindings=[{"name": "y", "node": "var:B:1:y", "inputs": ["dataset:E"]}]))
+        ledger.append(events.DatasetWritten(path="d.csv", fingerprint="D", algorithm="blake3",
+                                            coverage="file", node="dataset:D", inputs=["var:B:1:y"]))
+        # and session C reads it after that write, training another model
+        ledger.append(events.DatasetRead(path="d.csv", fingerprint="D", algorithm="blake3",
+                                         coverage="file", node="cell:C:1", inputs=["dataset:D"]))
+        ledger.append(events.ModelFitted(node="model:n@1", model="n", version=1, estimator="E",
+                                         params={}, inputs=["cell:C:1"]))
+        up_m = set(ledger.query("SELECT node FROM lineage_upstream('model:m@1')")["node"])
+        assert up_m == {"model:m@1", "var:A:1:x", "dataset:D"}  # not B's y, nor E
+        up_n = set(ledger.query("SELECT node FROM lineage_upstream('model:n@1')")["node"])
+        assert {"var:B:1:y", "dataset:E"} <= up_n  # C read D after B wrote it
+        down_y = set(ledger.query("SELECT node FROM lineage_downstream('var:B:1:y')")["node"])
+        assert "model:n@1" in down_y and "model:m@1" not in down_y  # A read D before B wrote it

@@ -30,8 +30,9 @@ CREATE OR REPLACE VIEW lineage_nodes AS
              || ' [' || coalesce(payload->>'execution_count', '?') || ']', seq
       FROM events WHERE type = 'cell_executed'
     UNION ALL
-    SELECT b.value->>'node', 'variable',
-           (b.value->>'name') || ' (' || coalesce(regexp_extract(e.session->>'notebook',
+    SELECT b.value->>'node', coalesce(b.value->>'kind', 'variable'),
+           (b.value->>'name') || CASE WHEN (b.value->>'kind') = 'function' THEN '()' ELSE '' END
+             || ' (' || coalesce(regexp_extract(e.session->>'notebook',
              '[^/]+$'), 'session ' || (e.session->>'session_id')) || ' ['
              || coalesce(e.payload->>'execution_count', '?') || '])', e.seq
       FROM events e, json_each(e.payload->'bindings') b
@@ -51,22 +52,29 @@ CREATE OR REPLACE VIEW lineage_nodes AS
       FROM events WHERE type = 'prediction_made')
   WHERE node IS NOT NULL GROUP BY node;
 
+-- Upstream and downstream of a node. A dataset node is content-addressed, so many sessions
+-- meet there; time is respected at it: walking upstream through a dataset reached by a read at
+-- seq r follows only the writes recorded up to r, and walking downstream through a dataset
+-- reached by a write at seq w follows only the reads recorded from w on. Nothing recorded after
+-- a node can be its upstream.
 CREATE OR REPLACE MACRO lineage_upstream(start_node) AS TABLE
-  WITH RECURSIVE edges AS MATERIALIZED (SELECT src, dst FROM lineage_edges),
-  walk(node, depth) AS (
-    SELECT start_node, 0
+  WITH RECURSIVE edges AS MATERIALIZED (SELECT src, dst, seq FROM lineage_edges),
+  walk(node, depth, bound) AS (
+    SELECT start_node, 0, 9223372036854775807::BIGINT
     UNION
-    SELECT e.src, w.depth + 1 FROM edges e JOIN walk w ON e.dst = w.node WHERE w.depth < 64)
+    SELECT e.src, w.depth + 1, e.seq FROM edges e JOIN walk w ON e.dst = w.node
+    WHERE w.depth < 64 AND (w.node NOT LIKE 'dataset:%' OR e.seq <= w.bound))
   SELECT w.node, min(w.depth) AS depth, any_value(n.kind) AS kind, any_value(n.label) AS label
   FROM walk w LEFT JOIN lineage_nodes n ON n.node = w.node
   GROUP BY w.node ORDER BY depth, w.node;
 
 CREATE OR REPLACE MACRO lineage_downstream(start_node) AS TABLE
-  WITH RECURSIVE edges AS MATERIALIZED (SELECT src, dst FROM lineage_edges),
-  walk(node, depth) AS (
-    SELECT start_node, 0
+  WITH RECURSIVE edges AS MATERIALIZED (SELECT src, dst, seq FROM lineage_edges),
+  walk(node, depth, bound) AS (
+    SELECT start_node, 0, 0::BIGINT
     UNION
-    SELECT e.dst, w.depth + 1 FROM edges e JOIN walk w ON e.src = w.node WHERE w.depth < 64)
+    SELECT e.dst, w.depth + 1, e.seq FROM edges e JOIN walk w ON e.src = w.node
+    WHERE w.depth < 64 AND (w.node NOT LIKE 'dataset:%' OR e.seq >= w.bound))
   SELECT w.node, min(w.depth) AS depth, any_value(n.kind) AS kind, any_value(n.label) AS label
   FROM walk w LEFT JOIN lineage_nodes n ON n.node = w.node
   GROUP BY w.node ORDER BY depth, w.node;
