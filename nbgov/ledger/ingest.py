@@ -37,6 +37,7 @@ from nbgov.errors import IngestError
 from nbgov.identity import Actor, hostname
 from nbgov.ledger.admission import INSERT_EVENTS, SCREEN_EVENTS, TIME_FORMAT
 from nbgov.ledger.batches import Batch, Planner, body_array, prefetched, read_cursors, read_rejections
+from nbgov.ledger.derived import number_model_versions
 from nbgov.ledger.envelope import BodyError, check_body
 from nbgov.ledger.integrity.tree_store import extend as extend_tree
 from nbgov.ledger.schema.migrations import upgrade
@@ -254,7 +255,8 @@ def _commit(con: duckdb.DuckDBPyConnection, batch: Batch, *, fast: bool) -> None
                 if fast:
                     raise _BodiesRefused from None
                 raise IngestError(f"ingest batch {batch.number} refused after screening: {exc}") from None
-            # The Merkle tree grows in the same transaction: its complete subtrees, never rebuilt.
+            # Derived facts and the Merkle tree grow in the same transaction, never rebuilt.
+            number_model_versions(con, batch.first_seq, batch.last_seq)
             extend_tree(con, batch.first_seq - 1, batch.events.column("leaf_hash").to_pylist())
             con.execute(
                 "INSERT INTO spool_progress SELECT $batch, segment, lines, byte_offset, last_line_hash "

@@ -49,15 +49,15 @@ if len(sys.argv) > 3:
             raise
         stage("after_commit")
 
-    extend_tree = ingest.extend_tree
+    number_model_versions = ingest.number_model_versions
 
-    def staged_extend_tree(*args, **kwargs):
-        # Ingest grows the Merkle tree right after inserting the batch's events.
+    def staged_number_model_versions(*args, **kwargs):
+        # Ingest derives its facts (then the Merkle tree) right after inserting the batch's events.
         stage("after_insert")
-        return extend_tree(*args, **kwargs)
+        return number_model_versions(*args, **kwargs)
 
     ingest.transaction = staged_transaction
-    ingest.extend_tree = staged_extend_tree
+    ingest.number_model_versions = staged_number_model_versions
 ledger = Ledger(home)
 rounds = events = 0
 while not os.path.exists(stop):

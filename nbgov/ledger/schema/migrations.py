@@ -32,6 +32,14 @@ class Migration:
     then: Callable[[duckdb.DuckDBPyConnection], object] | None = None
 
 
+def _backfill_versions(con: duckdb.DuckDBPyConnection) -> object:
+    from nbgov.ledger.derived import number_model_versions
+
+    row = con.execute("SELECT coalesce(max(seq), 0) FROM event_log").fetchone()
+    number_model_versions(con, 1, int(row[0]) if row else 0)
+    return None
+
+
 def _backfill_merkle(con: duckdb.DuckDBPyConnection) -> object:
     from nbgov.ledger.integrity.tree_store import backfill
 
@@ -108,6 +116,16 @@ MIGRATIONS = (
             digest VARCHAR NOT NULL,
             applied_at TIMESTAMPTZ NOT NULL,
             nbgov_version VARCHAR NOT NULL)""",),
+    ),
+    Migration(
+        9,
+        "model versions numbered at ingest (unique and gapless per model name)",
+        ("""CREATE TABLE model_version_numbers (
+            model VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            fit_event_id VARCHAR NOT NULL,
+            seq BIGINT NOT NULL)""",),
+        then=_backfill_versions,
     ),
 )
 

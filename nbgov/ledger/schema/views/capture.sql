@@ -51,20 +51,25 @@ CREATE OR REPLACE VIEW dataset_declarations AS
          payload->>'description' AS description, actor
   FROM events WHERE type = 'dataset_declared';
 
+-- One row per model fit, with the version the ledger numbered it (model_fits) and its node.
 CREATE OR REPLACE VIEW models AS
-  SELECT seq, event_time, payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
-         payload->>'node' AS node, payload->>'estimator' AS estimator, payload->'params' AS params,
-         (payload->>'n_samples')::BIGINT AS n_samples, (payload->>'n_features')::BIGINT AS n_features,
-         (payload->'features')::VARCHAR[] AS features, payload->'data' AS training_data,
-         payload->>'model_fingerprint' AS model_fingerprint,
-         (payload->>'duration_us')::BIGINT AS duration_us, (payload->'inputs')::VARCHAR[] AS inputs,
-         payload->>'name_source' AS name_source, session->>'session_id' AS session_id,
-         session->>'cell_run' AS cell_node, session->>'notebook' AS notebook, actor
-  FROM events WHERE type = 'model_fitted';
+  SELECT e.seq, e.event_time, e.payload->>'model' AS model, f.version, f.node,
+         e.payload->>'estimator' AS estimator, e.payload->'params' AS params,
+         (e.payload->>'n_samples')::BIGINT AS n_samples, (e.payload->>'n_features')::BIGINT AS n_features,
+         (e.payload->'features')::VARCHAR[] AS features, e.payload->'data' AS training_data,
+         e.payload->>'model_fingerprint' AS model_fingerprint,
+         (e.payload->>'duration_us')::BIGINT AS duration_us,
+         (SELECT list(lineage_node(i) ORDER BY i) FROM unnest((e.payload->'inputs')::VARCHAR[]) u(i))
+           AS inputs,
+         e.payload->>'name_source' AS name_source, e.session->>'session_id' AS session_id,
+         e.session->>'cell_run' AS cell_node, e.session->>'notebook' AS notebook, e.actor,
+         e.event_id AS fit_event_id
+  FROM events e LEFT JOIN model_fits f ON f.fit_event_id = e.event_id
+  WHERE e.type = 'model_fitted';
 
 CREATE OR REPLACE VIEW metrics AS
   SELECT e.seq, e.event_time, e.payload->>'model' AS model,
-         (e.payload->>'version')::INTEGER AS version, m.key AS metric,
+         fit_version(e.payload) AS version, m.key AS metric,
          TRY_CAST(m.value->>'$' AS DOUBLE) AS value, m.value AS value_json,
          e.payload->>'dataset' AS dataset, e.payload->>'via' AS via,
          'event:' || e.event_id AS node, e.session->>'session_id' AS session_id, e.actor
@@ -72,12 +77,12 @@ CREATE OR REPLACE VIEW metrics AS
   WHERE e.type = 'metrics_logged';
 
 CREATE OR REPLACE VIEW params AS
-  SELECT seq, event_time, payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
+  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload) AS version,
          payload->'params' AS params, session->>'session_id' AS session_id, actor
   FROM events WHERE type = 'params_logged';
 
 CREATE OR REPLACE VIEW predictions AS
-  SELECT seq, event_time, payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
+  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload) AS version,
          payload->>'method' AS method, (payload->>'rows')::BIGINT AS rows,
          payload->>'input_fingerprint' AS input_fingerprint,
          payload->>'output_fingerprint' AS output_fingerprint,

@@ -17,3 +17,24 @@ CREATE OR REPLACE VIEW spool_cursors AS
          arg_max(byte_offset, batch) AS byte_offset,
          arg_max(last_line_hash, batch) AS last_line_hash
   FROM spool_progress GROUP BY segment;
+
+-- Every model fit with the version the ledger numbered it at ingest (unique and gapless per
+-- model name), and its lineage node.
+CREATE OR REPLACE VIEW model_fits AS
+  SELECT fit_event_id, model, version, seq, 'model:' || model || '@' || version AS node
+  FROM model_version_numbers;
+
+-- The model version an event is about: its recorded version, or the number of the fit it names
+-- (payload.fit, the fit's event id, for events captured before the version was known).
+CREATE OR REPLACE MACRO fit_version(event_payload) AS
+  coalesce(TRY_CAST(event_payload->>'version' AS INTEGER),
+           (SELECT numbered.version FROM model_version_numbers numbered
+            WHERE numbered.fit_event_id = (event_payload->>'fit')));
+
+-- A lineage node as queries see it: a fit (fit:<event id>) becomes model:<name>@<version>.
+CREATE OR REPLACE MACRO lineage_node(node_id) AS
+  CASE WHEN starts_with(node_id, 'fit:')
+       THEN coalesce((SELECT 'model:' || numbered.model || '@' || numbered.version
+                      FROM model_version_numbers numbered
+                      WHERE numbered.fit_event_id = substr(node_id, 5)), node_id)
+       ELSE node_id END;

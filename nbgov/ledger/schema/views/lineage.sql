@@ -7,14 +7,17 @@
 -- Every event with payload.inputs adds edges input -> node (its payload.node, or the event),
 -- and every variable a cell bound adds edges input -> variable.
 CREATE OR REPLACE VIEW lineage_edges AS
-  SELECT i.value->>'$' AS src, coalesce(e.payload->>'node', 'event:' || e.event_id) AS dst,
-         e.type AS kind, e.seq, e.event_time
-  FROM events e, json_each(e.payload->'inputs') i
-  WHERE json_type(e.payload->'inputs') = 'ARRAY'
-  UNION ALL
-  SELECT i.value->>'$', b.value->>'node', 'binding', e.seq, e.event_time
-  FROM events e, json_each(e.payload->'bindings') b, json_each(b.value->'inputs') i
-  WHERE e.type = 'cell_executed' AND json_type(e.payload->'bindings') = 'ARRAY';
+  SELECT lineage_node(src) AS src, lineage_node(dst) AS dst, kind, seq, event_time FROM (
+    SELECT i.value->>'$' AS src,
+           CASE WHEN e.type = 'model_fitted' THEN 'fit:' || e.event_id
+                ELSE coalesce(e.payload->>'node', 'event:' || e.event_id) END AS dst,
+           e.type AS kind, e.seq, e.event_time
+    FROM events e, json_each(e.payload->'inputs') i
+    WHERE json_type(e.payload->'inputs') = 'ARRAY'
+    UNION ALL
+    SELECT i.value->>'$', b.value->>'node', 'binding', e.seq, e.event_time
+    FROM events e, json_each(e.payload->'bindings') b, json_each(b.value->'inputs') i
+    WHERE e.type = 'cell_executed' AND json_type(e.payload->'bindings') = 'ARRAY');
 
 CREATE OR REPLACE VIEW lineage_nodes AS
   SELECT node, arg_max(kind, seq) AS kind, arg_max(label, seq) AS label, max(seq) AS seq FROM (
@@ -38,10 +41,8 @@ CREATE OR REPLACE VIEW lineage_nodes AS
       FROM events e, json_each(e.payload->'bindings') b
       WHERE e.type = 'cell_executed' AND json_type(e.payload->'bindings') = 'ARRAY'
     UNION ALL
-    SELECT payload->>'node', 'model',
-           (payload->>'model') || ' v' || (payload->>'version') || ' ('
-             || (payload->>'estimator') || ')', seq
-      FROM events WHERE type = 'model_fitted'
+    SELECT node, 'model', model || ' v' || version || ' (' || estimator || ')', seq
+      FROM models
     UNION ALL
     SELECT 'event:' || event_id, 'evaluation',
            coalesce(payload->>'via', 'metrics') || ' ' || (payload->'metrics')::VARCHAR, seq
