@@ -20,7 +20,6 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from nbgov import fingerprint
 from nbgov.fingerprint import (
     THREADED_MIN_BYTES,
     FileFingerprinter,
@@ -28,6 +27,8 @@ from nbgov.fingerprint import (
     fingerprint_file,
     fingerprint_object,
 )
+from nbgov.fingerprint import files as fingerprint_files
+from nbgov.fingerprint import objects as fingerprint_objects
 
 SIZES = [0, 1, 1000, THREADED_MIN_BYTES - 1, THREADED_MIN_BYTES, 2 * THREADED_MIN_BYTES + 12345]
 HOUR_NS = 3600 * 10**9
@@ -67,14 +68,14 @@ def _b3(data: bytes) -> str:
 def test_file_digest_is_blake3_of_its_bytes(tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch) -> None:
     data = os.urandom(size)
     mapped: list[bool] = []
-    real = fingerprint._hash_mapped
+    real = fingerprint_files._hash_mapped
 
     def spy(fd: int, n: int) -> str | None:
         digest = real(fd, n)
         mapped.append(digest is not None)
         return digest
 
-    monkeypatch.setattr(fingerprint, "_hash_mapped", spy)
+    monkeypatch.setattr(fingerprint_files, "_hash_mapped", spy)
     result = fingerprint_file(_write(tmp_path / "f.bin", data))
     assert result == Fingerprint("blake3", _b3(data), "file", size)
     # Small files are read on the calling thread; only large ones are mapped and threaded.
@@ -205,7 +206,7 @@ def test_bytes_appended_while_hashing_are_not_covered_and_not_cached(
 
     fingerprints = FileFingerprinter()
     with monkeypatch.context() as patch:
-        patch.setattr(fingerprint, hashing, append_after(getattr(fingerprint, hashing)))
+        patch.setattr(fingerprint_files, hashing, append_after(getattr(fingerprint_files, hashing)))
         during = fingerprints.fingerprint(path)
     assert during == Fingerprint("blake3", _b3(original), "file", size)
     after = fingerprints.fingerprint(path)  # not served from the cache: hashed again
@@ -219,7 +220,7 @@ def test_file_rewritten_in_place_while_hashing_is_not_cached(
     path = _write(tmp_path / "f.bin", b"x" * 100)
     _age(path)
     stamp = os.stat(path)
-    real = fingerprint._hash_read
+    real = fingerprint_files._hash_read
 
     def hash_then_rewrite(*args):
         result = real(*args)
@@ -228,7 +229,7 @@ def test_file_rewritten_in_place_while_hashing_is_not_cached(
 
     fingerprints = FileFingerprinter()
     with monkeypatch.context() as patch:
-        patch.setattr(fingerprint, "_hash_read", hash_then_rewrite)
+        patch.setattr(fingerprint_files, "_hash_read", hash_then_rewrite)
         assert fingerprints.fingerprint(path).digest == _b3(b"x" * 100)
     assert fingerprints.fingerprint(path).digest == _b3(b"y" * 100)
     assert fingerprints.misses == 2
@@ -240,7 +241,7 @@ def test_a_large_file_that_shrinks_before_it_is_mapped_is_read(
     data = os.urandom(THREADED_MIN_BYTES + 5000)
     path = _write(tmp_path / "f.bin", data)
     _age(path)
-    real = fingerprint._hash_mapped
+    real = fingerprint_files._hash_mapped
 
     def truncate_then_map(fd: int, size: int) -> str | None:
         os.truncate(path, 4000)  # after the stat, before the map: mapping would fault (SIGBUS)
@@ -248,7 +249,7 @@ def test_a_large_file_that_shrinks_before_it_is_mapped_is_read(
 
     fingerprints = FileFingerprinter()
     with monkeypatch.context() as patch:
-        patch.setattr(fingerprint, "_hash_mapped", truncate_then_map)
+        patch.setattr(fingerprint_files, "_hash_mapped", truncate_then_map)
         assert fingerprints.fingerprint(path) == Fingerprint("blake3", _b3(data[:4000]), "file", 4000)
     _age(path)
     assert fingerprints.fingerprint(path) == Fingerprint("blake3", _b3(data[:4000]), "file", 4000)
@@ -416,7 +417,7 @@ def test_ndarray_digest_is_header_plus_c_order_bytes() -> None:
 
 
 def test_non_contiguous_views_match_their_copies(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fingerprint, "_ARRAY_BLOCK_BYTES", 1000)  # several blocks per array
+    monkeypatch.setattr(fingerprint_objects, "_ARRAY_BLOCK_BYTES", 1000)  # several blocks per array
     base = np.random.default_rng(1).normal(size=(300, 40))
     for view in (base[:, ::3], base[::-2], base.T, base[5:250:7, 3:9]):
         assert not view.flags.c_contiguous

@@ -7,26 +7,23 @@ spool; a background flusher ingests them every few seconds and on every query.
 
 Capture never breaks the user's code: every report is wrapped by :meth:`Recorder.guard`, which
 turns a failure into a ``capture_failed`` event and a single warning per hook.
+
+:class:`Recorder` is one class in two modules: the session's lifecycle and its cells come from
+:class:`~nbgov.capture.lifecycle.RecordingSession`; this module adds what library calls report
+(dataset reads and writes, fits, predictions, scores, metrics, logged parameters) and the lineage
+of the objects they pass, and keeps track of the active recorder.
 """
 
 from __future__ import annotations
 
-import ast
-import contextlib
-import hashlib
 import os
 import threading
 import time
-import uuid
-import warnings
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from nbgov._version import __version__
-from nbgov.canonical import encode_plain, to_json_value
-from nbgov.capture import environment
-from nbgov.capture.dataflow import CellFlow, ProvenanceTracker, analyze_cell, variable_node
+from nbgov.canonical import to_json_value
+from nbgov.capture.dataflow import variable_node
 from nbgov.capture.datasets import (
     dataset_node,
     features_of,
@@ -35,32 +32,23 @@ from nbgov.capture.datasets import (
     rows_of,
     shape_of,
 )
-from nbgov.capture.estimators import FitRecord, ModelRegistry, describe_estimator
-from nbgov.errors import LedgerError, NbgovError, NbgovWarning
+from nbgov.capture.estimators import FitRecord, describe_estimator
+from nbgov.capture.lifecycle import RecordingSession
+from nbgov.errors import NbgovError
 from nbgov.events import (
-    CaptureFailed,
-    CellExecuted,
     DatasetDeclared,
     DatasetRead,
     DatasetWritten,
-    Event,
     MetricsLogged,
     ModelFitted,
     ParamsLogged,
     PredictionMade,
-    SessionEnded,
-    SessionStarted,
-    cell_payload,
 )
-from nbgov.fingerprint import FileFingerprinter, fingerprint_object
-from nbgov.identity import hostname
-from nbgov.ledger.envelope import Session, format_time
+from nbgov.fingerprint import fingerprint_object
+from nbgov.ledger.envelope import format_time
 from nbgov.ledger.facade import Ledger
-from nbgov.redaction import SecretMemory
 
 __all__ = ["Recorder", "activate", "active", "current", "deactivate"]
-
-T = TypeVar("T")
 
 # The recorder library patches report to. One per process, like logging's root logger: patched
 # library code has no other way to find the session it runs in. Set by load, cleared by unload.
@@ -112,37 +100,7 @@ def deactivate(recorder: Recorder) -> None:
             _ACTIVE = None
 
 
-class _Cell:
-    """The cell running now (a plain class: one is made around every cell)."""
-
-    __slots__ = ("cell_id", "flow", "model_name", "node", "pending", "reads", "source",
-                 "started_ns", "_base", "_session")
-
-    def __init__(self, node: str, base: Session, source: str, cell_id: str | None,
-                 flow: CellFlow | None) -> None:
-        self.node = node
-        self._base = base
-        self.started_ns = time.time_ns()
-        self.source = source
-        self.cell_id = cell_id
-        self.flow = flow
-        self.model_name: str | None = None
-        self.reads: list[str] = []
-        self.pending: list[Callable[[], None]] = []
-        self._session: Session | None = None
-
-    @property
-    def session(self) -> Session:
-        """The session envelope of events recorded during this cell (built when first needed)."""
-        if self._session is None:
-            base = self._base
-            self._session = Session(session_id=base.session_id, kernel_id=base.kernel_id,
-                                    notebook=base.notebook, cell_id=self.cell_id, cell_run=self.node,
-                                    run_id=base.run_id)
-        return self._session
-
-
-class Recorder:
+class Recorder(RecordingSession):
     """Records one session into a ledger.
 
     Parameters
@@ -157,240 +115,6 @@ class Recorder:
     transform
         Turns a cell's source into Python (IPython's ``transform_cell``, for magics).
     """
-
-    def __init__(
-        self,
-        ledger: Ledger,
-        *,
-        namespace: MutableMapping[str, Any] | None = None,
-        flush_interval: float = 5.0,
-        transform: Callable[[str], str] | None = None,
-    ) -> None:
-        self.ledger = ledger
-        self.namespace: MutableMapping[str, Any] = namespace if namespace is not None else {}
-        self.transform = transform
-        self.session_id = uuid.uuid4().hex[:16]
-        self.session = Session(session_id=self.session_id)
-        self.node = f"session:{self.session_id}"
-        self.provenance = ProvenanceTracker()
-        self.fingerprints = FileFingerprinter()
-        self.models = ModelRegistry(self._seed_version)
-        self.cells = 0
-        self.started = False
-        self.stopped = False
-        self._cell: _Cell | None = None
-        self._flows: dict[str, CellFlow] = {}
-        self._sources: dict[tuple[str, int], tuple[str, str, int]] = {}
-        self.secrets = SecretMemory()
-        self._warned: set[str] = set()
-        self._local = threading.local()
-        self._flusher = _Flusher(self, flush_interval) if flush_interval > 0 else None
-        # Set by every append, cleared by the flusher: a plain flag (bool writes are atomic under
-        # the GIL), since an Event's lock would cost more than the append around every cell.
-        self.dirty = False
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(
-        self,
-        *,
-        kernel_id: str | None = None,
-        notebook: str | None = None,
-        notebook_source: str | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        """Record ``session_started`` with the environment's facts and start the flusher."""
-        environ = os.environ if environ is None else environ
-        if notebook is None:
-            notebook, notebook_source = environment.find_notebook(environ, self.namespace)
-        # A review run (nbgov review run) tells its kernel the run id: every event links to the run.
-        self.session = Session(session_id=self.session_id, kernel_id=kernel_id, notebook=notebook,
-                               run_id=environ.get("NBGOV_RUN_ID") or None)
-        packages = environment.package_snapshot()
-        self._keep_artifact(f"packages-{packages.sha256}.txt", packages.text)
-        where = Path(notebook).parent if notebook and os.path.isabs(notebook) else Path.cwd()
-        git = environment.git_state(where)
-        notebook_sha = None
-        if notebook and os.path.isfile(notebook):
-            notebook_sha = hashlib.sha256(Path(notebook).read_bytes()).hexdigest()
-        self.append(SessionStarted(
-            host=hostname(), python=environment.python_version(), pid=os.getpid(),
-            kernel_id=kernel_id, notebook=notebook, notebook_source=notebook_source,
-            notebook_sha256=notebook_sha, packages_sha256=packages.sha256,
-            packages_count=packages.count, git_root=git.root if git else None,
-            git_commit=git.commit if git else None, git_dirty=git.dirty if git else None,
-            nbgov_version=__version__,
-        ))
-        self.started = True
-        if self._flusher is not None:
-            self._flusher.start()
-
-    def stop(self, reason: str) -> None:
-        """Record ``session_ended``, stop the flusher and ingest what is left."""
-        if self.stopped:
-            return
-        self.stopped = True
-        if self._flusher is not None:
-            self._flusher.stop()
-        if self.started:
-            self.append(SessionEnded(reason=reason, cells=self.cells))
-        self.ledger.sync()  # a session boundary: what was recorded survives a power loss too
-        try:
-            with self.internal():
-                self.ledger.ingest(checkpoint="session_end")
-        except LedgerError as exc:  # busy, or a team ledger's PostgreSQL unreachable
-            warnings.warn(
-                f"nbgov: the session's events stay in the spool for now ({exc.message}); the next "
-                "query or `nbgov ingest` moves them into the ledger",
-                NbgovWarning,
-                stacklevel=2,
-            )
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def append(self, event: Event, *, session: Session | None = None) -> str:
-        """Append *event* in the current cell's session (or the given one)."""
-        if session is None:
-            session = self._cell.session if self._cell is not None else self.session
-        event_id = self.ledger.append(event, session=session)
-        self.dirty = True
-        return event_id
-
-    @contextlib.contextmanager
-    def internal(self) -> Iterator[None]:
-        """nbgov's own work in this thread: library patches do not capture it."""
-        depth = getattr(self._local, "internal", 0)
-        self._local.internal = depth + 1
-        try:
-            yield
-        finally:
-            self._local.internal = depth
-
-    def capturing(self) -> bool:
-        """True when library calls in this thread should be captured."""
-        return self.started and not self.stopped and not getattr(self._local, "internal", 0)
-
-    def guard(self, hook: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-        """Run a capture step; a failure becomes a ``capture_failed`` event, never an exception."""
-        local = self._local
-        depth = getattr(local, "internal", 0)
-        local.internal = depth + 1  # what the step itself calls is nbgov's work, not captured
-        try:
-            return function(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - capture must never break the user's code
-            self.capture_failed(hook, exc)
-            return None
-        finally:
-            local.internal = depth
-
-    def capture_failed(self, hook: str, exc: BaseException) -> None:
-        message = self.secrets.redact(str(exc))[0][:500]
-        try:
-            with self.internal():
-                self.append(CaptureFailed(hook=hook, error_type=type(exc).__name__, message=message))
-        except Exception:  # noqa: BLE001 - even recording the failure must not break the cell
-            pass
-        if hook not in self._warned:
-            self._warned.add(hook)
-            warnings.warn(
-                f"nbgov could not capture {hook} ({type(exc).__name__}: {message}); your code ran "
-                "normally. This is recorded in the ledger; later failures of this hook are "
-                "recorded without a warning.",
-                NbgovWarning,
-                stacklevel=2,
-            )
-
-    def _keep_artifact(self, name: str, text: str) -> None:
-        """Keep *text* under ``<home>/artifacts/`` (content-addressed: written once)."""
-        self.ledger.ensure_home()
-        path = self.ledger.home / "artifacts" / name
-        if not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-
-    # -- cells ----------------------------------------------------------------------------------
-
-    def begin_cell(self, source: str, *, cell_id: str | None = None) -> None:
-        self.cells += 1
-        self._cell = _Cell(f"cell:{self.session_id}:{self.cells}", self.session, source, cell_id,
-                           self._flows.get(source))
-
-    def _flow(self, source: str) -> CellFlow:
-        """The def-use facts of a cell's source, parsed once per distinct source."""
-        flow = self._flows.get(source)
-        if flow is None:
-            python = source
-            if self.transform is not None and ("%" in source or "!" in source):
-                python = self.transform(source)  # magics and shell escapes become Python
-            flow = _parse(python)
-            if len(self._flows) > 2048:
-                self._flows.clear()
-            self._flows[source] = flow
-        return flow
-
-    def analyze(self, tree: ast.Module) -> None:
-        """Use *tree* for the running cell's def-use facts (``%%nbgov train`` runs its body)."""
-        if self._cell is not None:
-            self._cell.flow = analyze_cell(tree)
-
-    def parsed(self, tree: ast.Module) -> None:
-        """IPython parsed the running cell into *tree*: analyse it, unless this source was seen."""
-        cell = self._cell
-        if cell is not None and cell.flow is None:
-            cell.flow = analyze_cell(tree)
-            if len(self._flows) > 2048:
-                self._flows.clear()
-            self._flows[cell.source] = cell.flow
-
-    def set_model_name(self, name: str) -> None:
-        """Name the models fitted in the running cell (``%%nbgov train --model NAME``)."""
-        if self._cell is not None:
-            self._cell.model_name = name
-
-    def end_cell(self, *, execution_count: int | None, ok: bool, error_type: str | None) -> None:
-        cell = self._cell
-        if cell is None:
-            return
-        try:
-            flow = cell.flow if cell.flow is not None else self._flow(cell.source)
-            source, digest, redactions = self._redacted_source(cell.source)
-            for emit in cell.pending:
-                emit()
-            upstream = self.provenance.upstream_cells(flow)
-            bindings = self.provenance.record_cell(flow, cell.node, cell.reads, self.namespace)
-            payload = cell_payload(
-                node=cell.node, cell_id=cell.cell_id, execution_count=execution_count,
-                source_sha256=digest, source=source,
-                started_at=format_time(cell.started_ns),
-                duration_us=(time.time_ns() - cell.started_ns) // 1000, ok=ok,
-                error_type=error_type, uses=flow.sorted_uses, defines=flow.sorted_defines,
-                inputs=upstream + sorted(set(cell.reads)),
-                bindings=[b.as_dict() for b in bindings] or None, redactions=redactions,
-            )
-            session = cell.session.encoded if cell._session is not None else encode_plain(
-                {"cell_id": cell.cell_id, "cell_run": cell.node, "kernel_id": self.session.kernel_id,
-                 "notebook": self.session.notebook, "run_id": self.session.run_id,
-                 "session_id": self.session_id},
-                skip_none=True)
-            self.ledger.append_encoded(CellExecuted, payload, session)
-            self.dirty = True
-        finally:
-            self._cell = None
-
-    def _redacted_source(self, source: str) -> tuple[str, str, int]:
-        """The cell's redacted source, its SHA-256 and the number of redactions (cached: cells
-        are run again and again; the cache is keyed by how many secrets are remembered)."""
-        key = (source, len(self.secrets))
-        found = self._sources.get(key)
-        if found is None:
-            redacted, count = self.secrets.redact(source)
-            found = (redacted, hashlib.sha256(redacted.encode()).hexdigest(), count)
-            if len(self._sources) > 1024:
-                self._sources.clear()
-            self._sources[(source, len(self.secrets))] = found
-        return found
 
     # -- datasets -------------------------------------------------------------------------------
 
@@ -558,16 +282,6 @@ class Recorder:
             inputs=inputs or None,
         ))
 
-    def _seed_version(self, name: str) -> int:
-        """The highest version of *name* already in the ledger (0 if none)."""
-        with self.internal():
-            frame = self.ledger.query(
-                "SELECT coalesce(max((payload->>'version')::INTEGER), 0) AS v FROM events "
-                "WHERE type = 'model_fitted' AND (payload->>'model') = $name",
-                {"name": name},
-            )
-        return int(frame["v"].iloc[0])
-
     def inputs_of(self, objects: list[Any]) -> list[str]:
         """Lineage nodes the given objects came from (see :mod:`nbgov.capture.dataflow`).
 
@@ -592,40 +306,3 @@ class Recorder:
                 found = self.provenance.variables(uses) | set(cell.reads)
             nodes |= found
         return sorted(nodes) or ([self._here()] if cell is not None else [])
-
-
-class _Flusher:
-    """Ingests in the background, so queries find little left to ingest."""
-
-    def __init__(self, recorder: Recorder, interval: float) -> None:
-        self._recorder = recorder
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="nbgov-flush", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        recorder = self._recorder
-        while not self._stop.wait(self._interval):
-            if not recorder.dirty:
-                continue
-            recorder.dirty = False
-            try:
-                with recorder.internal():
-                    recorder.ledger.ingest()
-            except NbgovError:
-                recorder.dirty = True  # busy or unavailable: the spool keeps it, try again later
-
-
-def _parse(source: str) -> CellFlow:
-    try:
-        return analyze_cell(ast.parse(source))
-    except (SyntaxError, ValueError):
-        return CellFlow(())

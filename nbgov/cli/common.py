@@ -1,4 +1,5 @@
-"""What the command-line modules share: the ledger of the invocation and a progress bar."""
+"""What the command-line modules share: the ledger of the invocation, settling what a command
+recorded, and a progress bar."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ def ledger_of(ctx: click.Context) -> Any:
     from nbgov.settings import resolve_settings
 
     return Ledger(settings=resolve_settings({"home": ctx.find_root().obj["home"]}))
+
+
+def settle(ledger: Any) -> None:
+    """Move what a command recorded into the ledger before it returns (not left in the spool)."""
+    ledger.ingest()
 
 
 class ProgressBar:

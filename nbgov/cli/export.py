@@ -50,7 +50,8 @@ def export(ctx: click.Context, fmt: str, start: str | None, end: str | None, out
       nbgov export --format openlineage --from 2026-01-01 --to 2026-03-31 --out q1.jsonl
       nbgov export --format prov-json --out provenance.json
     """
-    from nbgov.export.openlineage import Period, openlineage_events, to_jsonl
+    from nbgov.export.facts import Period
+    from nbgov.export.openlineage import openlineage_events, to_jsonl
     from nbgov.export.prov import prov_document, to_json
 
     period = Period.parse(start, end)

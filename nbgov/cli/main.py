@@ -340,9 +340,10 @@ from nbgov.cli.evidence import COMMANDS as _EVIDENCE  # noqa: E402
 from nbgov.cli.export import COMMANDS as _EXPORT  # noqa: E402
 from nbgov.cli.governance import COMMANDS as _GOVERNANCE  # noqa: E402
 from nbgov.cli.models import COMMANDS as _MODELS  # noqa: E402
+from nbgov.cli.registers import COMMANDS as _REGISTERS  # noqa: E402
 from nbgov.cli.reviews import COMMANDS as _REVIEWS  # noqa: E402
 
-for _command in (*_GOVERNANCE, *_REVIEWS, *_MODELS, *_EVIDENCE, *_EXPORT):
+for _command in (*_GOVERNANCE, *_REGISTERS, *_REVIEWS, *_MODELS, *_EVIDENCE, *_EXPORT):
     cli.add_command(_command)
 
 

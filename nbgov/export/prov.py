@@ -1,6 +1,6 @@
 """The ledger as a W3C PROV document in PROV-JSON (``nbgov export --format prov-json``).
 
-The facts are those of the OpenLineage export (:func:`nbgov.export.openlineage.read_facts`), in PROV's
+The facts are those of the OpenLineage export (:func:`nbgov.export.facts.read_facts`), in PROV's
 terms:
 
 - **entities**: datasets, one per content fingerprint (``ledger:dataset/<fingerprint>``, or by path
@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from nbgov.export.openlineage import LedgerFacts, Period, format_time, read_facts
+from nbgov.export.facts import LedgerFacts, Period, format_time, read_facts
 
 if TYPE_CHECKING:
     from nbgov.ledger.facade import Ledger

@@ -2,5 +2,7 @@
 
 :mod:`nbgov.stats.fairness` (group rates, disparities, significance tests) and
 :mod:`nbgov.stats.drift` (KS, chi-square, Wasserstein, Jensen-Shannon, PSI) compute; they record
-nothing. :mod:`nbgov.governance.evaluations` records and judges their results.
+nothing. Their reports are plain dataclasses, in :mod:`nbgov.stats.fairness_report` and
+:mod:`nbgov.stats.drift_report`. :mod:`nbgov.governance.evaluations` records and judges their
+results.
 """

@@ -1,7 +1,8 @@
 """Group fairness of a binary classifier's predictions: rates per group and the gaps between them.
 
 :func:`fairness` takes the true labels, the predictions and one or more sensitive attributes, and
-returns a :class:`FairnessReport` of plain data (every value JSON-ready):
+returns a :class:`FairnessReport` of plain data (every value JSON-ready; the report's classes live
+in :mod:`nbgov.stats.fairness_report`):
 
 * one :class:`GroupStats` per value of each attribute and, with two or more attributes, per
   observed combination of values (the *intersection*, an attribute named ``"race×sex"``): size,
@@ -35,7 +36,7 @@ Ratios and differences are computed from the integer counts with exact fractions
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -45,7 +46,8 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats  # type: ignore[import-untyped]
 
-from nbgov.stats._plain import plain_dict, plain_scalar
+from nbgov.stats._plain import plain_scalar
+from nbgov.stats.fairness_report import AttributeDisparity, FairnessReport, GroupComparison, GroupStats
 
 __all__ = ["AttributeDisparity", "FairnessReport", "GroupComparison", "GroupStats", "fairness"]
 
@@ -53,198 +55,6 @@ MISSING_GROUP = "missing"
 INTERSECTION_SEPARATOR = "×"
 FOUR_FIFTHS = Fraction(4, 5)  # 29 CFR 1607.4(D): a selection rate below 4/5 of the highest one
 FISHER_BELOW = 5  # any 2x2 cell count below this: the normal approximation is not trusted
-
-
-@dataclass(frozen=True)
-class GroupStats:
-    """Counts and rates of one group.
-
-    Attributes
-    ----------
-    attribute
-        The sensitive attribute (``"race"``), or the intersection (``"race×sex"``).
-    group
-        The group's value as text (``"white"``, ``"white×female"``; missing values: ``"missing"``).
-    n
-        Rows in the group.
-    predicted_positive, actual_positive
-        Rows predicted (labelled) ``positive_label``; None when withheld.
-    true_positive, false_positive
-        Rows predicted positive that are actually positive (negative); None when withheld.
-    selection_rate
-        Share predicted positive.
-    true_positive_rate, false_positive_rate
-        Recall on actual positives, share of actual negatives predicted positive; None when the
-        group has no actual positives (negatives), or when withheld.
-    accuracy, base_rate
-        Share predicted correctly; share actually positive.
-    sufficient
-        Whether ``n >= min_group_size``: only sufficient groups enter the disparity metrics.
-    reason
-        Why the group is not sufficient (None when it is).
-    """
-
-    attribute: str
-    group: str
-    n: int
-    predicted_positive: int | None
-    actual_positive: int | None
-    true_positive: int | None
-    false_positive: int | None
-    selection_rate: float | None
-    true_positive_rate: float | None
-    false_positive_rate: float | None
-    accuracy: float | None
-    base_rate: float | None
-    sufficient: bool
-    reason: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the fields as a JSON-ready dict."""
-        return plain_dict(self)
-
-
-@dataclass(frozen=True)
-class GroupComparison:
-    """A test of one group's selection rate against the reference group's.
-
-    Attributes
-    ----------
-    group, reference
-        The group tested and the reference group (highest selection rate).
-    selection_rate_difference
-        The group's selection rate minus the reference's (zero or negative).
-    test
-        ``"two-proportion z-test"`` (pooled, two-sided) or ``"fisher exact"`` (two-sided), the
-        latter when any cell of the 2x2 table (selected / not selected by group) is below 5.
-    statistic_name, statistic
-        ``"z"`` or ``"odds ratio"`` (the group's odds of selection over the reference's), and its
-        value; None for an infinite or undefined odds ratio (a zero cell).
-    p_value
-        Two-sided p-value.
-    adjusted_alpha
-        ``alpha`` divided by the number of comparisons in this attribute (Bonferroni).
-    significant
-        Whether ``p_value < adjusted_alpha``.
-    """
-
-    group: str
-    reference: str
-    selection_rate_difference: float
-    test: str
-    statistic_name: str
-    statistic: float | None
-    p_value: float
-    adjusted_alpha: float
-    significant: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the fields as a JSON-ready dict."""
-        return plain_dict(self)
-
-
-@dataclass(frozen=True)
-class AttributeDisparity:
-    """Disparity metrics of one attribute, over its sufficient groups.
-
-    Attributes
-    ----------
-    attribute
-        The attribute, or the intersection (``"race×sex"``).
-    groups_compared, groups_excluded
-        Sufficient groups (in the metrics) and insufficient ones (left out).
-    demographic_parity_difference, demographic_parity_ratio
-        Highest minus lowest selection rate; lowest over highest (None when the highest is 0).
-    four_fifths_violated
-        Whether the ratio is below 0.8 (29 CFR 1607.4(D)); False when every rate is 0.
-    equalized_odds_difference
-        The larger of the TPR and FPR differences (fairlearn's ``agg="worst_case"``).
-    equal_opportunity_difference
-        Highest minus lowest TPR.
-    reference_group
-        The group with the highest selection rate (the first by name on a tie).
-    comparisons
-        One significance test per other sufficient group.
-    reason
-        Why the metrics are None (fewer than two sufficient groups), else None.
-    """
-
-    attribute: str
-    groups_compared: tuple[str, ...]
-    groups_excluded: tuple[str, ...]
-    demographic_parity_difference: float | None
-    demographic_parity_ratio: float | None
-    four_fifths_violated: bool | None
-    equalized_odds_difference: float | None
-    equal_opportunity_difference: float | None
-    reference_group: str | None
-    comparisons: tuple[GroupComparison, ...]
-    reason: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the fields as a JSON-ready dict."""
-        return plain_dict(self)
-
-
-@dataclass(frozen=True)
-class FairnessReport:
-    """Everything :func:`fairness` measured, and the parameters it used.
-
-    Attributes
-    ----------
-    groups
-        Every group of every attribute, then of the intersection.
-    attributes
-        Disparity metrics per attribute, the intersection last.
-    positive_label, min_group_size, alpha
-        The parameters used.
-    n
-        Rows evaluated.
-    """
-
-    groups: tuple[GroupStats, ...]
-    attributes: tuple[AttributeDisparity, ...]
-    positive_label: Any
-    min_group_size: int
-    alpha: float
-    n: int
-
-    @property
-    def max_demographic_parity_difference(self) -> float | None:
-        """The largest demographic parity difference over all attributes (None if none defined)."""
-        return _worst(max, (a.demographic_parity_difference for a in self.attributes))
-
-    @property
-    def min_demographic_parity_ratio(self) -> float | None:
-        """The smallest demographic parity ratio over all attributes (None if none defined)."""
-        return _worst(min, (a.demographic_parity_ratio for a in self.attributes))
-
-    @property
-    def max_equalized_odds_difference(self) -> float | None:
-        """The largest equalized odds difference over all attributes (None if none defined)."""
-        return _worst(max, (a.equalized_odds_difference for a in self.attributes))
-
-    def group(self, attribute: str, group: str) -> GroupStats:
-        """Return the statistics of *group* of *attribute* (KeyError if there is none)."""
-        for stats_ in self.groups:
-            if stats_.attribute == attribute and stats_.group == group:
-                return stats_
-        raise KeyError(f"no group {group!r} of attribute {attribute!r}")
-
-    def attribute(self, attribute: str) -> AttributeDisparity:
-        """Return the disparity metrics of *attribute* (KeyError if there is none)."""
-        for disparity in self.attributes:
-            if disparity.attribute == attribute:
-                return disparity
-        raise KeyError(f"no attribute {attribute!r}; have {[a.attribute for a in self.attributes]}")
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the report, with the worst values across attributes, as a JSON-ready dict."""
-        result = plain_dict(self)
-        result["max_demographic_parity_difference"] = self.max_demographic_parity_difference
-        result["min_demographic_parity_ratio"] = self.min_demographic_parity_ratio
-        result["max_equalized_odds_difference"] = self.max_equalized_odds_difference
-        return result
 
 
 def fairness(
@@ -548,11 +358,3 @@ def _two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]
     standard_error = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     z = (x1 / n1 - x2 / n2) / standard_error
     return z, float(2 * stats.norm.sf(abs(z)))
-
-
-# --- plain data -------------------------------------------------------------------------------
-
-
-def _worst(pick: Callable[[list[float]], float], values: Iterable[float | None]) -> float | None:
-    defined = [value for value in values if value is not None]
-    return pick(defined) if defined else None

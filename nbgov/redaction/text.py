@@ -1,26 +1,11 @@
-"""Redaction: secrets never reach the ledger.
+"""Redacting text (:func:`redact_text`): the catalogue of patterns that find secrets, and the passes
+that apply them.
 
-Cell sources, error messages and recorded parameters pass through here before they are hashed.
-Two kinds of evidence mark a secret:
-
-- a *name* that says so (``password``, ``api_key``, ``clientSecret``, ``AWS_SECRET_ACCESS_KEY``, ...;
-  see :func:`looks_secret_name`) bound to a *literal* value, in the shapes notebooks contain:
-  Python assignments, keyword arguments and dict entries, ``NAME=value`` environment and shell
-  lines, ``--flag value`` options, ``%env NAME value``, YAML ``name: value`` lines, INI files,
-  ``os.environ.get("NAME", "x")``, ``auth=("user", "pw")`` pairs and ``.login(user, "pw")``
-  calls. Only the value is replaced, so the audit trail still reads ``password = "[REDACTED]"``;
-- a *format* that is a secret wherever it appears: PEM private keys, passwords in URLs, AWS access
-  key ids (and secret keys next to their name), GitHub, GitLab, Slack, Google, OpenAI/Anthropic,
-  Stripe, Hugging Face, npm and PyPI tokens, JWTs, ``Bearer`` tokens and ``Basic`` credentials.
-
-A value that is plainly not a literal secret is left alone: a call (``get_token()``), an attribute
-or subscript (``os.environ["PW"]``), ``None``/``True``/``null``, an empty string, a reference or
-template (``$PW``, ``{token}``, ``%(pw)s``, ``<your-key>``). A bare word after ``name = `` (spaces,
-no quotes) is a Python variable, not a value, except in an INI ``[section]``. Redaction is
-idempotent: the marker is never redacted again.
-
-Cost: ordinary text is lower-cased and searched for a dozen substrings that every finding contains
-(a few microseconds for a notebook cell); the patterns, compiled on first use, run only then.
+The catalogue: the prefilter's needles (a text none of them occurs in is left at once), the
+shapes of values (quoted, bare, placeholders, auth schemes, code that is no literal) and the token
+formats recognised anywhere. The passes: PEM private keys first, then names bound to literal
+values (judged by :func:`nbgov.redaction.names.looks_secret_name`), then formats, then the bare
+``name = value`` lines of INI sections; each replaces the secret alone with :data:`REDACTED`.
 """
 
 from __future__ import annotations
@@ -31,56 +16,13 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-__all__ = ["REDACTED", "looks_secret_name", "redact_text", "redact_value"]
+from nbgov.redaction.names import looks_secret_name
+
+__all__ = ["REDACTED", "redact_text"]
 
 #: What a secret is replaced with.
 REDACTED = "[REDACTED]"
-
-# --- the name rule --------------------------------------------------------------------------------
-# A name is split into words (separators and camelCase) and judged by its last word, the noun it
-# names: ``password_policy_url`` is a URL, ``db_password`` a password.
-
-#: Last words that name a secret on their own.
-_SECRET_WORDS = frozenset(
-    "password passwords passwd pwd passphrase passcode secret secrets token credential credentials creds "
-    "auth authorization".split()
-)
-#: Run-together spellings (``apikey``, ``dbpassword``, ``accesstoken``): a last word ending so.
-_SECRET_SUFFIXES = tuple(
-    "password passwords passwd secret secrets token apikey apikeys accesskey secretkey privatekey sessionkey "
-    "authkey masterkey signingkey encryptionkey".split()
-)
-#: ``key`` is a secret only after one of these (``api_key``, ``aws_secret_access_key``), never
-#: alone or as ``primary_key``, ``sort_key``, ``s3_key``, ``rng_key``. Vendors count: ``openai_key``.
-_KEY_QUALIFIERS = frozenset(
-    "api secret private access session auth signing sign encryption encrypt decryption master client app "
-    "application account shared subscription hmac license licence service admin root ssh gpg pgp rsa jwt "
-    "webhook bot consumer developer fernet crypto pass openai anthropic cohere mistral groq wandb hf "
-    "huggingface stripe twilio sendgrid mailgun google gcp azure aws pinecone serpapi replicate comet "
-    "neptune".split()
-)
-#: ``token`` names a piece of text in NLP code (``pad_token = "<pad>"``), not a credential.
-_TEXT_TOKEN_QUALIFIERS = frozenset(
-    "pad padding bos eos unk mask sep cls special start end stop first last next prev previous current cur "
-    "input output new vocab word sub subword sentence image audio video placeholder target generated "
-    "predicted eot eom sot split delimiter chat role system assistant tool think thinking lang language "
-    "control decoder encoder".split()
-)
-#: ``pass`` is a password only after one of these (``db_pass``), never ``first_pass``, ``n_pass``.
-_PASS_QUALIFIERS = frozenset(
-    "db database user admin root login mail smtp email ftp ssh sql mysql pg postgres redis account app api "
-    "proxy ldap wifi master".split()
-)
-#: Counting and flag words make a name about secrets rather than a secret: ``max_token``,
-#: ``is_secret``, ``has_password``.
-_NEGATING = frozenset("max min num n nb count total len length is has".split())
-#: Trailing words that only say how the secret is spelt: ``api_key_b64``, ``password_confirm``.
-_SPELLING_WORDS = frozenset(
-    "value val b64 base64 hex raw plain plaintext enc encoded confirm confirmation again repeat "
-    "verify".split()
-)
 
 # --- the prefilter ----------------------------------------------------------------------------
 # Every finding contains one of these (in the lower-cased text). Each pattern starts with a literal
@@ -170,7 +112,6 @@ class _Pass:
 
 @dataclass(frozen=True)
 class _Patterns:
-    words: re.Pattern[str]
     prefilter: tuple[re.Pattern[str], ...]
     passes: tuple[_Pass, ...]
     ini_block: re.Pattern[str]
@@ -185,7 +126,6 @@ class _Patterns:
 def _patterns() -> _Patterns:
     # Compiled on first use, not at import: importing nbgov stays cheap.
     return _Patterns(
-        words=re.compile(r"(?:[A-Z]+(?![a-z])|[A-Z]?[a-z]+)[0-9]*"),
         prefilter=tuple(re.compile(needle) for needle in _PREFILTER),
         passes=_block_passes() + _name_passes() + _format_passes(),
         # A [section] line and the blank, comment and key = value lines that follow it.
@@ -288,56 +228,6 @@ def _format_passes() -> tuple[_Pass, ...]:
         _Pass(basic, _redact_basic_credentials, ("basic",)),
     )
 
-
-# --- names --------------------------------------------------------------------------------------
-
-
-def looks_secret_name(name: str) -> bool:
-    """Whether a variable, key, field, option or environment name names a secret.
-
-    The name is split into words at ``_ - .``, spaces and camelCase humps, lower-cased, and judged
-    by its last word (after dropping spelling words such as ``b64``, ``hex``, ``confirm``, and
-    trailing digits: ``password2``):
-
-    - ``password``, ``passwd``, ``pwd``, ``passphrase``, ``passcode``, ``secret``, ``token``,
-      ``credential(s)``, ``creds``, ``auth``, ``authorization`` (and plurals ``passwords``,
-      ``secrets``) are secrets, as is a run-together word ending in ``password``, ``secret``,
-      ``token``, ``apikey``, ``secretkey``, ... (``dbpassword``, ``accesstoken``);
-    - ``key`` only after a qualifier such as ``api``, ``secret``, ``private``, ``access``,
-      ``session``, ``signing``, ``account`` or a vendor (``openai_key``);
-    - ``pass`` only after ``db``, ``user``, ``admin``, ``smtp``, ...;
-    - ``token`` not after an NLP qualifier (``pad_token``, ``eos_token``, ``mask_token``);
-    - nothing right after a counting or flag word (``max_token``, ``is_secret``).
-
-    Not secrets: ``tokenizer``, ``tokens``, ``n_tokens``, ``max_tokens``, ``keyword``, ``key``,
-    ``primary_key``, ``s3_key``, ``secretary``, ``password_policy_url``, ``password_min_length``,
-    ``token_type``, ``session_id``.
-
-    Examples
-    --------
-    >>> looks_secret_name("dbPassword"), looks_secret_name("X-Api-Key"), looks_secret_name("tokenizer")
-    (True, True, False)
-    """
-    words = [word.lower() for word in _patterns().words.findall(name)]
-    while len(words) > 1 and words[-1] in _SPELLING_WORDS:
-        words.pop()
-    # Numbered names are the same names: password2, key1.
-    words = [word.rstrip("0123456789") for word in words[-2:]]
-    if not words:
-        return False
-    return _is_secret_noun(words[-1], words[-2] if len(words) > 1 else None)
-
-
-def _is_secret_noun(last: str, before: str | None) -> bool:
-    if before in _NEGATING:
-        return False
-    if last in ("key", "keys"):
-        return before in _KEY_QUALIFIERS
-    if last == "pass":
-        return before in _PASS_QUALIFIERS
-    if last == "token":
-        return before not in _TEXT_TOKEN_QUALIFIERS
-    return last in _SECRET_WORDS or last.endswith(_SECRET_SUFFIXES)
 
 
 # --- text ---------------------------------------------------------------------------------------
@@ -471,117 +361,3 @@ def _replace_group(match: re.Match[str], group: str, new: str) -> str:
     offset = match.start()
     whole = match[0]
     return whole[: start - offset] + new + whole[end - offset :]
-
-
-# --- values -------------------------------------------------------------------------------------
-
-
-def redact_value(value: Any, name: str | None = None) -> Any:
-    """Return a copy of a JSON-like *value* with its secrets replaced by :data:`REDACTED`.
-
-    - The whole value, when *name* looks secret (:func:`looks_secret_name`) and the value holds
-      something: ``None``, booleans (``token=True`` means "use my stored token") and empty strings
-      or containers are kept;
-    - dict entries whose key looks secret, the same way, at any depth;
-    - every string (values and dict keys) through :func:`redact_text`, so a known secret format is
-      caught under any name.
-
-    dicts, lists and tuples are rebuilt (as ``dict``, ``list``, ``tuple``); the input is never
-    modified. Other values (numbers, bytes, arbitrary objects) are returned as they are.
-
-    Examples
-    --------
-    >>> redact_value({"C": 1.0, "db": {"password": "hunter2"}, "url": "redis://:pw42@cache:6379"})
-    {'C': 1.0, 'db': {'password': '[REDACTED]'}, 'url': 'redis://:[REDACTED]@cache:6379'}
-    """
-    if name is not None and _holds_something(value) and looks_secret_name(name):
-        return REDACTED
-    if isinstance(value, str):
-        return redact_text(value)[0]
-    if isinstance(value, dict):
-        return {_redact_key(key): redact_value(item, _name_of(key)) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact_value(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(redact_value(item) for item in value)
-    return value
-
-
-def _redact_key(key: Any) -> Any:
-    return redact_text(key)[0] if isinstance(key, str) else key
-
-
-def _name_of(key: Any) -> str | None:
-    return key if isinstance(key, str) else None
-
-
-def _holds_something(value: Any) -> bool:
-    if value is None or isinstance(value, bool):
-        return False
-    return not isinstance(value, (str, bytes, dict, list, tuple)) or len(value) > 0
-
-
-# --- remembering what was redacted --------------------------------------------------------------
-
-
-def removed_values(original: str, redacted: str) -> list[str]:
-    """The values :func:`redact_text` took out of *original* to make *redacted*.
-
-    The kept text between markers is found in *original* in order; what lies between is a
-    removed value. Used to recognise the same secret later where nothing marks it as one
-    (``raise ValueError(f"login failed for {password}")``).
-    """
-    parts = redacted.split(REDACTED)
-    values: list[str] = []
-    position = len(parts[0]) if original.startswith(parts[0]) else 0
-    for part in parts[1:]:
-        end = original.find(part, position) if part else len(original)
-        if end < 0:
-            break
-        values.append(original[position:end])
-        position = end + len(part)
-    return values
-
-
-class SecretMemory:
-    """Secrets a session has seen redacted once, hidden wherever they show up again.
-
-    Only values of at least :data:`MIN_REMEMBERED` characters are remembered, so that a short
-    value never turns ordinary text into markers. Kept in memory only, never recorded.
-    """
-
-    MIN_REMEMBERED = 6
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def redact(self, text: str) -> tuple[str, int]:
-        """:func:`redact_text`, plus every secret remembered from earlier texts."""
-        redacted, count = redact_text(text)
-        if count:
-            self._values.update(v for v in removed_values(text, redacted) if len(v) >= self.MIN_REMEMBERED)
-        for value in self._values:
-            if value in redacted:
-                count += redacted.count(value)
-                redacted = redacted.replace(value, REDACTED)
-        return redacted, count
-
-    def redact_value(self, value: Any, name: str | None = None) -> Any:
-        """:func:`redact_value`, plus every remembered secret inside its strings."""
-        cleaned = redact_value(value, name)
-        return self._scrub(cleaned) if self._values else cleaned
-
-    def _scrub(self, value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in self._values:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
-            return value
-        if isinstance(value, dict):
-            return {self._scrub(k): self._scrub(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(self._scrub(v) for v in value)
-        return value
