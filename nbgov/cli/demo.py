@@ -26,7 +26,7 @@ from nbgov.ledger.integrity.verify import VerifyReport
 from nbgov.reviews.execution import NotebookRun, execute_notebook
 from nbgov.reviews.runs import ReviewResult, run_review
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["DemoResult", "present_demo", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,55 @@ def run_demo(
     lines = (checked.stdout or checked.stderr).strip().splitlines()
     return DemoResult(ledger, runs, reviews, verify, bundle, (lines[-1] if lines else "", checked.returncode))
 
+
+def present_demo(result: DemoResult, echo: Callable[[str], None] = print) -> bool:
+    """Show what the demo's ledger learned; True when every step succeeded and everything verifies."""
+    from nbgov.cli.formatting import render_table
+    from nbgov.governance.approvals import verify_approvals
+
+    ledger = result.ledger
+
+    def show(title: str, query: str) -> None:
+        echo(f"\n{title}")
+        echo(render_table(ledger.query_arrow(query).table, max_rows=40))
+
+    show("What was recorded:", "SELECT type, count(*) AS events FROM events GROUP BY type "
+         "ORDER BY events DESC, type")
+    show("Models trained:", "SELECT model, version, estimator, n_samples, "
+         "list_count(features) AS features FROM models ORDER BY seq")
+    show("Datasets read and written:", "SELECT direction, via, regexp_extract(path, '[^/]+$') AS file, "
+         "rows, left(fingerprint, 16) AS blake3 FROM datasets ORDER BY seq")
+    show("Where the latest model came from (lineage_upstream, recursive SQL):",
+         "SELECT depth, kind, CASE kind WHEN 'dataset' THEN regexp_extract(label, '[^/]+$') "
+         "ELSE label END AS label FROM lineage_upstream((SELECT node FROM models ORDER BY seq DESC "
+         "LIMIT 1)) WHERE kind IN ('model', 'dataset', 'variable') ORDER BY depth, kind, label")
+    show("Its evaluation:", "SELECT metric, round(value, 4) AS value, via FROM metrics "
+         "WHERE (model, version) = (SELECT (model, version) FROM models ORDER BY seq DESC LIMIT 1) "
+         "ORDER BY seq")
+    show("Bias tests, judged against the policy:",
+         "SELECT model, version, attribute, round(demographic_parity_difference, 3) AS dp_difference, "
+         "round(demographic_parity_ratio, 3) AS dp_ratio, round(equalized_odds_difference, 3) "
+         "AS eo_difference, verdict FROM fairness_results ORDER BY seq")
+    show("Approvals (signed; refused attempts are recorded too):",
+         "SELECT model, version, decision, reviewer, reasons FROM approvals ORDER BY seq")
+    show("Model versions and their lifecycle state:",
+         "SELECT model, version, state, author, approvers, tier FROM model_versions "
+         "ORDER BY model, version")
+    signatures = verify_approvals(ledger)
+    echo(f"\napproval signatures: {sum(s.valid for s in signatures)} of {len(signatures)} valid")
+    show("Review runs (supervised; status from nbgov, not the notebook's metadata):",
+         "SELECT regexp_extract(notebook, '[^/]+$') AS notebook, status, cells_executed, cells_total, "
+         "round(seconds, 1) AS seconds, left(output_fingerprint, 16) AS output_blake3 FROM review_runs "
+         "ORDER BY started_at")
+    verdict = "intact" if result.verify.ok else "NOT intact"
+    echo(f"\nverify: {result.verify.events} events, hash chain {verdict} "
+               f"(head {result.verify.head_chain[:16]})")
+    if result.bundle is not None:
+        echo("\nevidence bundle (SOC 2 report, model pages, Parquet + SQL, proofs): "
+                   f"{result.bundle.path}")
+        for control, status in result.bundle.controls.items():
+            echo(f"  {control:<22} {status}")
+        echo(f"its standalone verifier (Python + cryptography only): {result.bundle_check[0]}")
+    echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM lineage_edges\"")
+    return (all(run.ok for run in result.runs) and all(r.ok for r in result.reviews)
+            and result.verify.ok and all(s.valid for s in signatures) and result.bundle_check[1] == 0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from nbgov.cli.common import ProgressBar
+from nbgov.cli.common import DOCUMENT, ProgressBar, output_format
 from nbgov.cli.common import ledger_of as _ledger
 from nbgov.errors import NbgovError
 
@@ -53,9 +53,9 @@ def checkpoint_export(ctx: click.Context, path: Path) -> None:
 
 
 @checkpoint.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per checkpoint.")
+@output_format(*DOCUMENT)
 @click.pass_context
-def checkpoint_list(ctx: click.Context, as_json: bool) -> None:
+def checkpoint_list(ctx: click.Context, fmt: str) -> None:
     """The recorded checkpoints, oldest first.
 
     \b
@@ -67,12 +67,12 @@ def checkpoint_list(ctx: click.Context, as_json: bool) -> None:
     with _ledger(ctx).reader() as con:
         found = stored_checkpoints(con)
     for cp in found:
-        if as_json:
+        if fmt == "json":  # one JSON object per checkpoint
             click.echo(json.dumps({"seq": cp.seq, "time": cp.time, "actor": cp.actor, "size": cp.size,
                                    "root": cp.root, "reason": cp.reason, "key_id": cp.key_id}))
         else:
             click.echo(f"seq {cp.seq:>8}  {cp.time}  size {cp.size:>8}  {cp.reason:<11}  {cp.actor}")
-    if not found and not as_json:
+    if not found and fmt != "json":
         click.echo("no checkpoints yet (`nbgov checkpoint export FILE` cuts one)")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from nbgov.cli.common import DOCUMENT, output_format
 from nbgov.cli.common import ledger_of as _ledger
 from nbgov.cli.common import settle as _settle
 from nbgov.errors import NbgovError
@@ -76,8 +77,8 @@ def policy_validate(path: Path | None) -> None:
 
 @policy.command("show")
 @_POLICY_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the effective policy as JSON.")
-def policy_show(policy_path: Path | None, as_json: bool) -> None:
+@output_format(*DOCUMENT)
+def policy_show(policy_path: Path | None, fmt: str) -> None:
     """Print the effective policy (defaults filled in), its source and SHA-256.
 
     \b
@@ -85,7 +86,7 @@ def policy_show(policy_path: Path | None, as_json: bool) -> None:
       nbgov policy show --json
     """
     loaded = _policy(policy_path)
-    if as_json:
+    if fmt == "json":
         click.echo(json.dumps({"source": loaded.source, "sha256": loaded.sha256,
                                "policy": loaded.policy.as_dict()}, indent=1))
         return
@@ -100,9 +101,9 @@ def policy_show(policy_path: Path | None, as_json: bool) -> None:
 @click.command()
 @click.argument("model")
 @_POLICY_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@output_format(*DOCUMENT)
 @click.pass_context
-def check(ctx: click.Context, model: str, policy_path: Path | None, as_json: bool) -> None:
+def check(ctx: click.Context, model: str, policy_path: Path | None, fmt: str) -> None:
     """Check MODEL (NAME or NAME@VERSION) against the policy; exit 1 if anything fails.
 
     The check is recorded; a passing check moves a trained version to validated.
@@ -116,7 +117,7 @@ def check(ctx: click.Context, model: str, policy_path: Path | None, as_json: boo
     ledger = _ledger(ctx)
     report = check_model(ledger, model, _policy(policy_path))
     _settle(ledger)
-    click.echo(json.dumps(report.as_dict(), indent=1) if as_json else report.render())
+    click.echo(json.dumps(report.as_dict(), indent=1) if fmt == "json" else report.render())
     if not report.passed:
         ctx.exit(1)
 

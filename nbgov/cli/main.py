@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from nbgov._version import __version__
+from nbgov.cli.common import DOCUMENT, echo_rows, output_format
 from nbgov.cli.common import ProgressBar as _ProgressBar
 from nbgov.cli.common import ledger_of as _ledger
 from nbgov.errors import NbgovError
@@ -80,9 +81,7 @@ def init(ctx: click.Context) -> None:
 @click.argument("query", required=False)
 @click.option("-f", "--file", "sql_file", type=click.File("r"),
               help="Read the SQL from a file ('-' for stdin).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
+@output_format()
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Bind $NAME in the query (VALUE parsed as JSON if it can be, else text).")
 @click.option("--max-rows", type=click.IntRange(min=1), default=1000, show_default=True,
@@ -99,19 +98,11 @@ def sql(ctx: click.Context, query: str | None, sql_file: Any, fmt: str, params: 
       nbgov sql "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY n DESC"
       nbgov sql --format csv -p t=cell_executed "SELECT * FROM events WHERE type = \\$t"
     """
-    from nbgov.cli.formatting import render_csv, render_json, render_table
-
     if (query is None) == (sql_file is None):
         raise click.UsageError("give the SQL as an argument or with --file, not both")
     text = query if query is not None else sql_file.read()
     bound = dict(_parse_param(p) for p in params)
-    result = _ledger(ctx).query_arrow(text, bound)
-    if fmt == "csv":
-        click.echo(render_csv(result.table))
-    elif fmt == "json":
-        click.echo(render_json(result.table))
-    else:
-        click.echo(render_table(result.table, max_rows=max_rows))
+    echo_rows(_ledger(ctx).query_arrow(text, bound).table, fmt, max_rows=max_rows)
 
 
 @cli.command()
@@ -178,9 +169,9 @@ def verify(ctx: click.Context, against: Path | None, keys: tuple[str, ...]) -> N
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@output_format(*DOCUMENT)
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, fmt: str) -> None:
     """Show counts, the head, the last ingest and what is waiting in the spool.
 
     \b
@@ -190,7 +181,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     import dataclasses
 
     st = _ledger(ctx).status()
-    if as_json:
+    if fmt == "json":
         data = dataclasses.asdict(st)
         data["pending_lines"] = st.pending_lines
         click.echo(json.dumps(data, indent=1, default=str))
@@ -281,58 +272,10 @@ def demo(ctx: click.Context, notebooks: Path) -> None:
       nbgov demo
       nbgov --home /tmp/nbgov-demo demo --notebooks example_notebooks
     """
-    from nbgov.cli.demo import run_demo
-    from nbgov.cli.formatting import render_table
+    from nbgov.cli.demo import present_demo, run_demo
 
     result = run_demo(ctx.obj["home"], notebooks, announce=click.echo)
-    ledger = result.ledger
-
-    def show(title: str, query: str) -> None:
-        click.echo(f"\n{title}")
-        click.echo(render_table(ledger.query_arrow(query).table, max_rows=40))
-
-    show("What was recorded:", "SELECT type, count(*) AS events FROM events GROUP BY type "
-         "ORDER BY events DESC, type")
-    show("Models trained:", "SELECT model, version, estimator, n_samples, "
-         "list_count(features) AS features FROM models ORDER BY seq")
-    show("Datasets read and written:", "SELECT direction, via, regexp_extract(path, '[^/]+$') AS file, "
-         "rows, left(fingerprint, 16) AS blake3 FROM datasets ORDER BY seq")
-    show("Where the latest model came from (lineage_upstream, recursive SQL):",
-         "SELECT depth, kind, CASE kind WHEN 'dataset' THEN regexp_extract(label, '[^/]+$') "
-         "ELSE label END AS label FROM lineage_upstream((SELECT node FROM models ORDER BY seq DESC "
-         "LIMIT 1)) WHERE kind IN ('model', 'dataset', 'variable') ORDER BY depth, kind, label")
-    show("Its evaluation:", "SELECT metric, round(value, 4) AS value, via FROM metrics "
-         "WHERE (model, version) = (SELECT (model, version) FROM models ORDER BY seq DESC LIMIT 1) "
-         "ORDER BY seq")
-    show("Bias tests, judged against the policy:",
-         "SELECT model, version, attribute, round(demographic_parity_difference, 3) AS dp_difference, "
-         "round(demographic_parity_ratio, 3) AS dp_ratio, round(equalized_odds_difference, 3) "
-         "AS eo_difference, verdict FROM fairness_results ORDER BY seq")
-    show("Approvals (signed; refused attempts are recorded too):",
-         "SELECT model, version, decision, reviewer, reasons FROM approvals ORDER BY seq")
-    show("Model versions and their lifecycle state:",
-         "SELECT model, version, state, author, approvers, tier FROM model_versions "
-         "ORDER BY model, version")
-    from nbgov.governance.approvals import verify_approvals
-
-    signatures = verify_approvals(ledger)
-    click.echo(f"\napproval signatures: {sum(s.valid for s in signatures)} of {len(signatures)} valid")
-    show("Review runs (supervised; status from nbgov, not the notebook's metadata):",
-         "SELECT regexp_extract(notebook, '[^/]+$') AS notebook, status, cells_executed, cells_total, "
-         "round(seconds, 1) AS seconds, left(output_fingerprint, 16) AS output_blake3 FROM review_runs "
-         "ORDER BY started_at")
-    verdict = "intact" if result.verify.ok else "NOT intact"
-    click.echo(f"\nverify: {result.verify.events} events, hash chain {verdict} "
-               f"(head {result.verify.head_chain[:16]})")
-    if result.bundle is not None:
-        click.echo("\nevidence bundle (SOC 2 report, model pages, Parquet + SQL, proofs): "
-                   f"{result.bundle.path}")
-        for control, status in result.bundle.controls.items():
-            click.echo(f"  {control:<22} {status}")
-        click.echo(f"its standalone verifier (Python + cryptography only): {result.bundle_check[0]}")
-    click.echo(f"query it yourself: nbgov --home {ledger.home} sql \"SELECT * FROM lineage_edges\"")
-    if not all(run.ok for run in result.runs) or not all(r.ok for r in result.reviews) or not (
-            result.verify.ok and all(s.valid for s in signatures)) or result.bundle_check[1] != 0:
+    if not present_demo(result, click.echo):
         ctx.exit(1)
 
 

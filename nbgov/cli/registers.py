@@ -12,14 +12,13 @@ from typing import Any
 
 import click
 
+from nbgov.cli.common import echo_rows, output_format
 from nbgov.cli.common import ledger_of as _ledger
 from nbgov.cli.common import settle as _settle
 
 
-def _table(ledger: Any, sql: str, params: dict[str, Any] | None = None) -> str:
-    from nbgov.cli.formatting import render_table
-
-    return render_table(ledger.query_arrow(sql, params).table, max_rows=200)
+def _rows(ledger: Any, fmt: str, sql: str, params: dict[str, Any] | None = None) -> None:
+    echo_rows(ledger.query_arrow(sql, params).table, fmt, max_rows=200)
 
 
 # -- roles ---------------------------------------------------------------------------------------
@@ -72,16 +71,16 @@ def role_revoke(ctx: click.Context, user: str, role_name: str, reason: str | Non
 
 
 @role.command("list")
+@output_format()
 @click.pass_context
-def role_list(ctx: click.Context) -> None:
+def role_list(ctx: click.Context, fmt: str) -> None:
     """Who holds which role now.
 
     \b
     Example:
       nbgov role list
     """
-    click.echo(_table(_ledger(ctx), "SELECT subject, role, granted_by, granted_at FROM roles "
-                                    "ORDER BY role, subject"))
+    _rows(_ledger(ctx), fmt, "SELECT subject, role, granted_by, granted_at FROM roles ORDER BY role, subject")
 
 
 # -- vendors -------------------------------------------------------------------------------------
@@ -142,18 +141,19 @@ def vendor_link(ctx: click.Context, name: str, model: str, purpose: str | None) 
 
 
 @vendor.command("list")
+@output_format()
 @click.pass_context
-def vendor_list(ctx: click.Context) -> None:
+def vendor_list(ctx: click.Context, fmt: str) -> None:
     """Registered vendors and their attestations.
 
     \b
     Example:
       nbgov vendor list
     """
-    click.echo(_table(_ledger(ctx), """
+    _rows(_ledger(ctx), fmt, """
         SELECT c.vendor, v.service, c.certification, c.period_end, left(v.evidence_fingerprint, 16)
                AS evidence, v.updated_at
-        FROM vendors v LEFT JOIN vendor_certifications c USING (vendor) ORDER BY c.vendor"""))
+        FROM vendors v LEFT JOIN vendor_certifications c USING (vendor) ORDER BY c.vendor""")
 
 
 # -- risks ---------------------------------------------------------------------------------------
@@ -215,19 +215,20 @@ def risk_tier(ctx: click.Context, model: str, tier: str, reason: str | None) -> 
 
 @risk.command("list")
 @click.argument("model", required=False)
+@output_format()
 @click.pass_context
-def risk_list(ctx: click.Context, model: str | None) -> None:
+def risk_list(ctx: click.Context, model: str | None, fmt: str) -> None:
     """The current risk register (of MODEL, or of every model).
 
     \b
     Example:
       nbgov risk list credit_risk
     """
-    click.echo(_table(_ledger(ctx), """
+    _rows(_ledger(ctx), fmt, """
         SELECT r.model, t.tier, r.risk_id, r.category, r.likelihood, r.impact, r.treatment, r.owner,
                r.next_review, r.status
         FROM risks r LEFT JOIN risk_tiers t USING (model)
-        WHERE $m IS NULL OR r.model = $m ORDER BY r.model, r.risk_id""", {"m": model}))
+        WHERE $m IS NULL OR r.model = $m ORDER BY r.model, r.risk_id""", {"m": model})
 
 
 # -- data access ---------------------------------------------------------------------------------
@@ -302,7 +303,7 @@ def data_revoke(ctx: click.Context, user: str, path: Path, reason: str | None) -
 @data.command("report")
 @click.option("--since", default=None, metavar="YYYY-MM-DD")
 @click.option("--violations", is_flag=True, help="Only reads that needed a grant and had none.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@output_format()
 @click.pass_context
 def data_report(ctx: click.Context, since: str | None, violations: bool, fmt: str) -> None:
     """Who read which classified dataset when, and whether they held a grant.
@@ -311,15 +312,13 @@ def data_report(ctx: click.Context, since: str | None, violations: bool, fmt: st
     Example:
       nbgov data report --since 2026-10-01 --violations
     """
+    import pyarrow as pa
+
     from nbgov.governance.access import access_report
 
     frame = access_report(_ledger(ctx), since=since, violations_only=violations)
-    if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif frame.empty:
-        click.echo("no reads of classified datasets" + (" without a grant" if violations else ""))
-    else:
-        click.echo(frame.to_string(index=False))
+    echo_rows(pa.Table.from_pandas(frame, preserve_index=False), fmt,
+              empty="no reads of classified datasets" + (" without a grant" if violations else ""))
 
 
 COMMANDS: tuple[click.Command, ...] = (role, vendor, risk, data)

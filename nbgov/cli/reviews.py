@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nbgov.cli.common import ProgressBar
+from nbgov.cli.common import ProgressBar, echo_rows, output_format
 from nbgov.cli.common import ledger_of as _ledger
 
 
@@ -58,21 +58,20 @@ def review_run(ctx: click.Context, notebook: Path, parameters: tuple[tuple[str, 
 
 @review.command("list")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@output_format()
 @click.pass_context
-def review_list(ctx: click.Context, limit: int) -> None:
+def review_list(ctx: click.Context, limit: int, fmt: str) -> None:
     """The most recent review runs and how they ended.
 
     \b
     Example:
       nbgov review list --limit 5
     """
-    from nbgov.cli.formatting import render_table
-
     table = _ledger(ctx).query_arrow(
         "SELECT started_at, regexp_extract(notebook, '[^/]+$') AS notebook, job, scheduled_for, attempt, "
         "status, cell_index, error_type, round(seconds, 1) AS seconds FROM review_runs "
         "ORDER BY started_at DESC LIMIT $n", {"n": limit}).table
-    click.echo(render_table(table, max_rows=limit))
+    echo_rows(table, fmt, max_rows=limit)
 
 
 _CATCH_UP = click.Choice(["skip", "latest", "all"])
@@ -123,19 +122,18 @@ def schedule_add(ctx: click.Context, notebook: Path, cron: str, tz: str,
 
 
 @schedule.command("list")
+@output_format()
 @click.pass_context
-def schedule_list(ctx: click.Context) -> None:
+def schedule_list(ctx: click.Context, fmt: str) -> None:
     """The schedules in force.
 
     \b
     Example:
       nbgov schedule list
     """
-    from nbgov.cli.formatting import render_table
-
-    click.echo(render_table(_ledger(ctx).query_arrow(
+    echo_rows(_ledger(ctx).query_arrow(
         "SELECT job, regexp_extract(notebook, '[^/]+$') AS notebook, cron, tz, catch_up, retries, "
-        "timeout_s, grace_s, parameters, changed_by, changed_at FROM schedules ORDER BY job").table))
+        "timeout_s, grace_s, parameters, changed_by, changed_at FROM schedules ORDER BY job").table, fmt)
 
 
 @schedule.command("remove")
@@ -160,19 +158,18 @@ def schedule_remove(ctx: click.Context, job: str, reason: str | None) -> None:
 @schedule.command("history")
 @click.argument("job", required=False)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@output_format()
 @click.pass_context
-def schedule_history(ctx: click.Context, job: str | None, limit: int) -> None:
+def schedule_history(ctx: click.Context, job: str | None, limit: int, fmt: str) -> None:
     """Changes, runs and missed runs of JOB (or of every schedule), newest first.
 
     \b
     Example:
       nbgov schedule history bias_review
     """
-    from nbgov.cli.formatting import render_table
-
-    click.echo(render_table(_ledger(ctx).query_arrow("""
+    echo_rows(_ledger(ctx).query_arrow("""
         SELECT * FROM (
-          SELECT event_time AS at, job, 'schedule ' || change AS what,
+          SELECT event_time AS "at", job, 'schedule ' || change AS what,
                  coalesce(cron || ' ' || tz, reason) AS detail FROM schedule_events
           UNION ALL
           SELECT started_at, job, 'run ' || status || ' (attempt ' || attempt || ')',
@@ -180,8 +177,8 @@ def schedule_history(ctx: click.Context, job: str | None, limit: int) -> None:
           WHERE job IS NOT NULL
           UNION ALL
           SELECT detected_at, job, 'missed', 'due ' || scheduled_for::VARCHAR FROM missed_runs)
-        WHERE $job IS NULL OR job = $job ORDER BY at DESC LIMIT $n""",
-        {"job": job, "n": limit}).table, max_rows=limit))
+        WHERE $job IS NULL OR job = $job ORDER BY "at" DESC LIMIT $n""",
+        {"job": job, "n": limit}).table, fmt, max_rows=limit)
 
 
 @schedule.command("export")
@@ -266,19 +263,18 @@ def alerts() -> None:
 
 @alerts.command("list")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@output_format()
 @click.pass_context
-def alerts_list(ctx: click.Context, limit: int) -> None:
+def alerts_list(ctx: click.Context, limit: int, fmt: str) -> None:
     """Recent alerts, where they were delivered and which sinks still fail.
 
     \b
     Example:
       nbgov alerts list
     """
-    from nbgov.cli.formatting import render_table
-
-    click.echo(render_table(_ledger(ctx).query_arrow(
+    echo_rows(_ledger(ctx).query_arrow(
         "SELECT raised_at, reason, job, message, sinks, delivered, failing FROM alerts "
-        "ORDER BY seq DESC LIMIT $n", {"n": limit}).table, max_rows=limit))
+        "ORDER BY seq DESC LIMIT $n", {"n": limit}).table, fmt, max_rows=limit)
 
 
 @alerts.command("retry")
