@@ -90,11 +90,6 @@ class LedgerFacts:
         return {row["dataset_node"]: row for row in self.datasets if row["dataset_node"]}
 
 
-def _rows(ledger: Ledger, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = ledger.query_arrow(sql, params).table.to_pylist()
-    return rows
-
-
 def _json(text: Any) -> Any:
     return json.loads(text) if isinstance(text, str) else text
 
@@ -120,7 +115,7 @@ _FACTS_SQL = "SELECT (SELECT value FROM ledger_meta WHERE key = 'ledger_id') AS 
 
 def read_facts(ledger: Ledger) -> LedgerFacts:
     """Read sessions, cells, dataset reads and writes, models, evaluations and review runs."""
-    (found,) = _rows(ledger, _FACTS_SQL)
+    (found,) = ledger.rows(_FACTS_SQL)
     sessions, cells, datasets, models, metrics, reviews = (found[name] or [] for name in _FACT_QUERIES)
     for row in datasets:
         row["columns"] = _json(row["columns"])
@@ -146,7 +141,7 @@ def _upstream_datasets(ledger: Ledger, nodes: Iterable[str]) -> dict[str, list[s
         sql = " UNION ALL ".join(
             f"SELECT $n{i} AS start, node FROM lineage_upstream($n{i}) "
             f"WHERE kind = 'dataset' AND node <> $n{i}" for i in range(len(chunk)))
-        for row in _rows(ledger, f"SELECT * FROM ({sql}) ORDER BY start, node",
-                         {f"n{i}": node for i, node in enumerate(chunk)}):
+        for row in ledger.rows(f"SELECT * FROM ({sql}) ORDER BY start, node",
+                               {f"n{i}": node for i, node in enumerate(chunk)}):
             found[row["start"]].append(row["node"])
     return found
