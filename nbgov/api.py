@@ -15,6 +15,7 @@ The CLI and the magics expose the same verbs over the same core functions.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nbgov.errors import EvaluationError, NbgovError
 
 if TYPE_CHECKING:
+    from nbgov.capture.estimators import ModelRef
     from nbgov.capture.recorder import Recorder
     from nbgov.governance.approvals import Approval, Rejection
     from nbgov.governance.checks import CheckReport
@@ -94,8 +96,12 @@ def whoami() -> str:
     return resolve_actor().id
 
 
-def version_of(model: Any) -> str:
+def version_of(model: Any, *, wait: float = 2.0) -> str:
     """``"name@version"`` of a fitted estimator captured in this session.
+
+    The ledger numbers a version when it ingests the fit (capture never waits for it); this asks
+    the ledger, waiting at most *wait* seconds for it, and says so when the number is still
+    pending (another process holds the ledger, or the fit is not ingested yet).
 
     Examples
     --------
@@ -103,13 +109,54 @@ def version_of(model: Any) -> str:
     'credit_risk@3'
     """
     from nbgov.capture.recorder import active
+    from nbgov.errors import LedgerError
 
     recorder = active()
     ref = recorder.models.lookup(model) if recorder is not None else None
-    if ref is None:
+    if ref is None or recorder is None:
         raise NbgovError(f"{type(model).__name__} object is not a model fitted while nbgov recorded",
                          hint="fit it after %load_ext nbgov")
-    return f"{ref.name}@{ref.version}"
+    if ref.version is not None:
+        return f"{ref.name}@{ref.version}"
+    try:
+        found = _ask(recorder, "SELECT version FROM model_fits WHERE fit_event_id = $fit",
+                     {"fit": ref.fit}, wait)
+    except LedgerError as exc:
+        raise NbgovError(f"the version of {ref.name} is still pending: {exc.message}",
+                         hint="it is numbered when the ledger ingests the fit; ask again shortly") from None
+    if not found:
+        raise NbgovError(f"the version of {ref.name} is still pending (its fit is not ingested yet)",
+                         hint="ask again shortly, or run `nbgov ingest`")
+    return f"{ref.name}@{found[0]['version']}"
+
+
+def _ask(recorder: Recorder, sql: str, params: dict[str, Any], wait: float) -> list[dict[str, Any]]:
+    """Ask the ledger, waiting at most *wait* seconds for another process that holds it.
+
+    Raises :class:`~nbgov.errors.LedgerError` (``LedgerLocked``) when it stays busy.
+    """
+    from nbgov.ledger import Ledger
+
+    quick = Ledger(settings=dataclasses.replace(recorder.ledger.settings, lock_timeout=wait),
+                   actor=recorder.ledger.actor)
+    try:
+        with recorder.internal():
+            return quick.rows(sql, params)
+    finally:
+        quick.close()
+
+
+def _numbered(recorder: Recorder, evaluation: Evaluation, fit: str | None) -> Evaluation:
+    """*evaluation* with its version number, when the ledger has it within a moment (else as is)."""
+    from nbgov.errors import LedgerError
+
+    if evaluation.version is not None or fit is None:
+        return evaluation
+    try:
+        found = _ask(recorder, "SELECT version FROM model_fits WHERE fit_event_id = $fit", {"fit": fit}, 2.0)
+    except LedgerError:
+        return evaluation
+    return dataclasses.replace(evaluation, version=found[0]["version"]) if found else evaluation
 
 
 def _subject(recorder: Recorder, model: Any, predictions: Any, data: list[Any]) -> Subject:
@@ -121,6 +168,8 @@ def _subject(recorder: Recorder, model: Any, predictions: Any, data: list[Any]) 
     notes: tuple[str, ...] = ()
     if model is not None:
         ref = recorder.models.resolve(model)
+        if ref is not None and ref.fit is None and ref.version is None:
+            ref = _latest(recorder, ref)  # a model named without a version, not fitted here
         if ref is None:
             raise EvaluationError(f"no model version matches {model!r}",
                                   hint="pass the fitted estimator, 'name' or 'name@version'")
@@ -131,7 +180,22 @@ def _subject(recorder: Recorder, model: Any, predictions: Any, data: list[Any]) 
         notes = ("not attributed to a model version: pass model= (the estimator or 'name@version') "
                  "so `nbgov check` can use it",)
     inputs = ([ref.node] if ref else []) + recorder.inputs_of(data)
-    return Subject(ref.name if ref else None, ref.version if ref else None, tuple(inputs), notes)
+    return Subject(ref.name if ref else None, ref.version if ref else None, tuple(inputs), notes,
+                   ref.fit if ref else None)
+
+
+def _latest(recorder: Recorder, ref: ModelRef) -> ModelRef | None:
+    """The ledger's latest version of the model *ref* names (None when it has none); *ref* itself
+    when the ledger is too busy to say (the views resolve the name when the event is ingested)."""
+    from nbgov.errors import LedgerError
+
+    try:
+        found = _ask(recorder, "SELECT max(version) AS v FROM model_fits WHERE model = $m",
+                     {"m": ref.name}, 2.0)
+    except LedgerError:
+        return ref
+    latest = found[0]["v"] if found else None
+    return dataclasses.replace(ref, version=int(latest)) if latest is not None else None
 
 
 def fairness(
@@ -178,7 +242,8 @@ def fairness(
     recorder = _session()
     subject = _subject(recorder, model, y_pred, [y_true, y_pred])
     with recorder.internal():
-        return record_fairness(recorder.ledger, recorder.append, test, subject, y_true, y_pred, sensitive)
+        result = record_fairness(recorder.ledger, recorder.append, test, subject, y_true, y_pred, sensitive)
+    return _numbered(recorder, result, subject.fit)
 
 
 def drift(
@@ -208,7 +273,8 @@ def drift(
     recorder = _session()
     subject = _subject(recorder, model, None, [reference, current])
     with recorder.internal():
-        return record_drift(recorder.ledger, recorder.append, test, subject, reference, current, scores)
+        result = record_drift(recorder.ledger, recorder.append, test, subject, reference, current, scores)
+    return _numbered(recorder, result, subject.fit)
 
 
 def check(model: str, *, policy: LoadedPolicy | str | os.PathLike[str] | None = None) -> CheckReport:

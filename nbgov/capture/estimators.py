@@ -1,8 +1,10 @@
-"""Model versions in a recording session: names, versions, and what their predictions became.
+"""Model versions in a recording session: their fits, and what their predictions became.
 
-A fitted estimator object is registered (weakly) under ``name@version``; its predictions are
-remembered by object identity (following numpy views back to their base) and by fingerprint, so a
-metric computed on them later can be attributed to the model version and its evaluation data.
+A fitted estimator object is registered (weakly) with the :class:`ModelRef` of its fit: its name
+and the id of its ``model_fitted`` event (the ledger numbers the version at ingest, so the session
+never asks the ledger). Its predictions are remembered by object identity (following numpy views
+back to their base) and by fingerprint, so a metric computed on them later can be attributed to
+the model version and its evaluation data.
 """
 
 from __future__ import annotations
@@ -17,19 +19,36 @@ from typing import Any
 from nbgov.canonical import to_json_value
 from nbgov.fingerprint import Fingerprint, fingerprint_object
 
-__all__ = ["EstimatorInfo", "FitRecord", "ModelRef", "ModelRegistry", "describe_estimator"]
+__all__ = [
+    "EstimatorInfo",
+    "FitRecord",
+    "ModelRef",
+    "ModelRegistry",
+    "describe_estimator",
+    "weights_summary",
+]
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A model version."""
+    """A model version: its name, and its fit's event id (``fit``) until the ledger has numbered
+    it, or its ``version`` where that is already known (``"name@3"`` given by the user)."""
 
     name: str
-    version: int
+    fit: str | None = None
+    version: int | None = None
 
     @property
     def node(self) -> str:
-        return f"model:{self.name}@{self.version}"
+        """Its lineage node (``fit:<event id>`` is resolved to ``model:<name>@<version>`` by the
+        ledger's views)."""
+        if self.fit is not None:
+            return f"fit:{self.fit}"
+        return f"model:{self.name}@{self.version}" if self.version is not None else f"model:{self.name}"
+
+    def fields(self) -> dict[str, Any]:
+        """How an event names this version: ``model``, ``version`` (None until numbered), ``fit``."""
+        return {"model": self.name, "version": self.version, "fit": self.fit}
 
 
 @dataclass
@@ -44,6 +63,25 @@ class FitRecord:
     n_samples: int | None
     features: list[str] | None
     explicit_name: str | None
+    sample_weight: dict[str, Any] | None = None
+
+
+def weights_summary(weights: Any) -> dict[str, Any] | None:
+    """A fingerprint and a summary of sample weights a fit used (None when there were none)."""
+    if weights is None:
+        return None
+    import numpy as np
+
+    try:
+        values = np.asarray(weights, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return {"fingerprint": fingerprint_object(weights).digest or None}
+    summary: dict[str, Any] = {"fingerprint": fingerprint_object(weights).digest or None,
+                               "n": int(values.size)}
+    if values.size:
+        summary.update(sum=float(values.sum()), min=float(values.min()), max=float(values.max()),
+                       mean=float(values.mean()), distinct=int(np.unique(values).size))
+    return to_json_value(summary)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -84,21 +122,17 @@ class _Output:
 class ModelRegistry:
     """Model versions of one session and the predictions they made."""
 
-    seed: Callable[[str], int]
-    _latest: dict[str, int] = field(default_factory=dict)
+    _latest: dict[str, ModelRef] = field(default_factory=dict)
     _by_object: dict[int, tuple[Any, ModelRef]] = field(default_factory=dict)
     _outputs: dict[int, _Output] = field(default_factory=dict)
     _outputs_by_print: dict[str, _Output] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def new_version(self, name: str, estimator: Any) -> ModelRef:
+    def register(self, estimator: Any, ref: ModelRef) -> None:
+        """*estimator* is (now) the model version *ref*: its latest fit of that name here."""
         with self._lock:
-            if name not in self._latest:
-                self._latest[name] = self.seed(name)
-            self._latest[name] += 1
-            ref = ModelRef(name, self._latest[name])
+            self._latest[ref.name] = ref
         self._remember(self._by_object, estimator, ref)
-        return ref
 
     def lookup(self, estimator: Any) -> ModelRef | None:
         entry = self._by_object.get(id(estimator))
@@ -114,11 +148,10 @@ class ModelRegistry:
         if isinstance(model, str):
             name, at, version = model.partition("@")
             if at and version.isdigit():
-                return ModelRef(name, int(version))
-            if name in self._latest:
-                return ModelRef(name, self._latest[name])
-            latest = self.seed(name)
-            return ModelRef(name, latest) if latest else None
+                return ModelRef(name, version=int(version))
+            # The latest version fitted here, else the ledger's latest when the event is ingested
+            # (the views resolve a name without a version or fit that way).
+            return self._latest.get(name) or ModelRef(name)
         return self.lookup(model)
 
     def remember_output(

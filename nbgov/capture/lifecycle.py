@@ -100,7 +100,7 @@ class RecordingSession:
         self.node = f"session:{self.session_id}"
         self.provenance = ProvenanceTracker()
         self.fingerprints = FileFingerprinter()
-        self.models = ModelRegistry(self._seed_version)
+        self.models = ModelRegistry()
         self.cells = 0
         self.started = False
         self.stopped = False
@@ -317,18 +317,6 @@ class RecordingSession:
                 self._sources.clear()
             self._sources[(source, len(self.secrets))] = found
         return found
-
-    # -- models ---------------------------------------------------------------------------------
-
-    def _seed_version(self, name: str) -> int:
-        """The highest version of *name* already in the ledger (0 if none)."""
-        with self.internal():
-            frame = self.ledger.query(
-                "SELECT coalesce(max((payload->>'version')::INTEGER), 0) AS v FROM events "
-                "WHERE type = 'model_fitted' AND (payload->>'model') = $name",
-                {"name": name},
-            )
-        return int(frame["v"].iloc[0])
 
 
 class _Flusher:

@@ -19,9 +19,46 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-__all__ = ["Patches", "calling", "nested", "reporting"]
+__all__ = ["Patches", "called_by_user", "calling", "nested", "reporting"]
 
 _state = threading.local()
+
+
+@functools.cache
+def _library_paths() -> tuple[str, ...]:
+    """Where library code lives: the standard library, installed packages, and nbgov itself."""
+    import site
+    import sysconfig
+    from pathlib import Path
+
+    paths = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths |= set(getattr(site, "getsitepackages", lambda: [])())
+    user_site = getattr(site, "getusersitepackages", lambda: None)()
+    if user_site:
+        paths.add(user_site)
+    paths.add(str(Path(__file__).resolve().parents[1]))  # nbgov
+    return tuple(sorted({str(Path(p).resolve()) + "/" for p in paths if p} | {p + "/" for p in paths if p}))
+
+
+#: Modules that only forward a call (a descriptor's bound method, a decorator's wrapper): the
+#: caller that counts is the one before them.
+_FORWARDERS = ("/functools.py", "/sklearn/utils/_available_if.py", "/sklearn/utils/_set_output.py")
+
+
+def called_by_user(depth: int = 1) -> bool:
+    """True when the frame *depth* levels above the caller runs the user's code: a notebook
+    cell, a script, a module of the user's own; False for the standard library, an installed
+    package (scikit-learn fitting a cross-validation fold, a metric encoding its labels) or nbgov.
+    """
+    frame = sys._getframe(depth + 1)
+    while frame is not None and frame.f_code.co_filename.endswith(_FORWARDERS):
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return False
+    filename = frame.f_code.co_filename
+    if filename.startswith("<"):
+        return not filename.startswith("<frozen")  # a cell ("<ipython-input-...>"), exec'd text
+    return not filename.startswith(_library_paths())
 
 
 def nested() -> bool:
@@ -42,19 +79,22 @@ def calling() -> Iterator[None]:
 Report = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], None]
 
 
-def reporting(original: Callable[..., Any], hook: str, report: Report) -> Callable[..., Any]:
+def reporting(original: Callable[..., Any], hook: str, report: Report, *,
+              user_calls_only: bool = False) -> Callable[..., Any]:
     """Wrap *original* so that, after it returns, ``report(recorder, args, kwargs, result)`` runs.
 
     The wrapper only calls through when no recorder is capturing in this thread, or inside
-    another captured call. *report* runs under the recorder's guard: a failure is recorded, never
-    raised. Exceptions of *original* itself pass through untouched (nothing is reported).
+    another captured call, or (with *user_calls_only*) when library code made the call. *report*
+    runs under the recorder's guard: a failure is recorded, never raised. Exceptions of
+    *original* itself pass through untouched (nothing is reported).
     """
     from nbgov.capture.recorder import active
 
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
+        if (recorder is None or nested() or not recorder.capturing()
+                or (user_calls_only and not called_by_user())):
             return original(*args, **kwargs)
         with calling():
             result = original(*args, **kwargs)

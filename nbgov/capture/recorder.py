@@ -32,7 +32,7 @@ from nbgov.capture.datasets import (
     rows_of,
     shape_of,
 )
-from nbgov.capture.estimators import FitRecord, describe_estimator
+from nbgov.capture.estimators import FitRecord, ModelRef, describe_estimator, weights_summary
 from nbgov.capture.lifecycle import RecordingSession
 from nbgov.errors import NbgovError
 from nbgov.events import (
@@ -164,11 +164,13 @@ class Recorder(RecordingSession):
         y = args[1] if len(args) > 1 else kwargs.get("y")
         data = {key: fingerprint_object(value).as_dict() for key, value in (("X", X), ("y", y))
                 if value is not None}
+        weights = kwargs.get("sample_weight", args[2] if method == "fit" and len(args) > 2 else None)
         return FitRecord(
             estimator=estimator, method=method, started_ns=time.time_ns(), data=data,
-            inputs=self.inputs_of([v for v in (X, y) if v is not None]),
+            inputs=self.inputs_of([v for v in (X, y, weights) if v is not None]),
             n_samples=rows_of(X), features=features_of(X),
             explicit_name=self._cell.model_name if self._cell is not None else None,
+            sample_weight=weights_summary(weights),
         )
 
     def fit_finished(self, record: FitRecord) -> None:
@@ -181,18 +183,21 @@ class Recorder(RecordingSession):
     def _emit_fit(self, record: FitRecord, name: str | None, source: str | None) -> None:
         estimator = record.estimator
         name = name or type(estimator).__name__.lower()
-        ref = self.models.new_version(name, estimator)
         info = describe_estimator(estimator)
         inputs = sorted(set(record.inputs))
-        self.append(ModelFitted(
-            node=ref.node, model=ref.name, version=ref.version, estimator=info.estimator,
+        # No version number here: the ledger numbers the fit at ingest. Until then the session
+        # knows the version by this event's id.
+        fit = self.append(ModelFitted(
+            model=name, estimator=info.estimator,
             params=self.secrets.redact_value(info.params), n_samples=record.n_samples,
             n_features=info.n_features, features=record.features or info.features,
             data=record.data, model_fingerprint=info.fingerprint,
             started_at=format_time(record.started_ns),
             duration_us=(time.time_ns() - record.started_ns) // 1000, inputs=inputs,
-            name_source=source or "class",
+            name_source=source or "class", sample_weight=record.sample_weight,
         ))
+        ref = ModelRef(name, fit=fit)
+        self.models.register(estimator, ref)
         self.provenance.register(estimator, [ref.node])
 
     def _model_name(self, record: FitRecord, final: bool = False) -> tuple[str | None, str | None]:
@@ -220,7 +225,7 @@ class Recorder(RecordingSession):
         x_print = fingerprint_object(X)
         out_print = fingerprint_object(output)
         self.append(PredictionMade(
-            model=ref.name, version=ref.version, method=method, rows=rows_of(X),
+            **ref.fields(), method=method, rows=rows_of(X),
             input_fingerprint=x_print.digest or None, output_fingerprint=out_print.digest or None,
             inputs=[ref.node, *self.inputs_of([X])],
         ))
@@ -236,8 +241,8 @@ class Recorder(RecordingSession):
             return
         x_print = fingerprint_object(X).digest or None
         self.append(MetricsLogged(
-            metrics={"score": to_json_value(value)}, model=ref.name, version=ref.version,
-            dataset=x_print, via=f"{type(estimator).__name__}.score",
+            metrics={"score": to_json_value(value)}, **ref.fields(), dataset=x_print,
+            via=f"{type(estimator).__name__}.score",
             data={"X": x_print, "y": fingerprint_object(y).digest or None},
             inputs=[ref.node, *self.inputs_of([X, y])],
         ))
@@ -248,8 +253,8 @@ class Recorder(RecordingSession):
             return  # not predictions of a captured model: not an evaluation we can attribute
         ref, x_print = traced
         self.append(MetricsLogged(
-            metrics={metric.rsplit(".", 1)[-1]: to_json_value(value)}, model=ref.name,
-            version=ref.version, dataset=x_print, via=metric,
+            metrics={metric.rsplit(".", 1)[-1]: to_json_value(value)}, **ref.fields(),
+            dataset=x_print, via=metric,
             data={"y_true": fingerprint_object(y_true).digest or None,
                   "y_pred": fingerprint_object(y_pred).digest or None},
             inputs=[ref.node, *self.inputs_of([y_true])],
@@ -259,8 +264,7 @@ class Recorder(RecordingSession):
         ref = self.models.resolve(model) if model is not None else None
         self.append(ParamsLogged(
             params=self.secrets.redact_value(to_json_value(dict(params))),
-            model=ref.name if ref else (str(model) if model is not None else None),
-            version=ref.version if ref else None,
+            **(ref.fields() if ref else {"model": None if model is None else str(model)}),
             inputs=[ref.node] if ref else None,
         ))
 
@@ -277,8 +281,8 @@ class Recorder(RecordingSession):
             inputs += self.inputs_of([dataset])
         self.append(MetricsLogged(
             metrics={str(k): to_json_value(v) for k, v in metrics.items()},
-            model=ref.name if ref else (str(model) if model is not None else None),
-            version=ref.version if ref else None, dataset=data_print, via="nbgov.log_metrics",
+            **(ref.fields() if ref else {"model": None if model is None else str(model)}),
+            dataset=data_print, via="nbgov.log_metrics",
             inputs=inputs or None,
         ))
 

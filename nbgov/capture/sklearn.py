@@ -17,7 +17,7 @@ from collections.abc import Callable, MutableMapping
 from types import ModuleType
 from typing import Any
 
-from nbgov.capture.patching import Patches, calling, nested, reporting
+from nbgov.capture.patching import Patches, called_by_user, calling, nested, reporting
 from nbgov.capture.recorder import active
 
 __all__ = ["METRICS", "install_sklearn"]
@@ -39,7 +39,9 @@ def _fit(original: Callable[..., Any], method: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
         recorder = active()
-        if recorder is None or nested() or not recorder.capturing():
+        if recorder is None or nested() or not recorder.capturing() or not called_by_user():
+            # Fits made by library code (a cross-validation fold, a search candidate, a metric's
+            # label encoder) are not model versions: only the user's own fits are.
             return original(self, *args, **kwargs)
         record = recorder.guard("model fit", recorder.fit_started, self, method, args, kwargs)
         with calling():
@@ -56,7 +58,7 @@ def _predict(original: Callable[..., Any], method: str) -> Callable[..., Any]:
         X = args[1] if len(args) > 1 else kwargs.get("X")
         recorder.predicted(args[0], method, X, result)
 
-    return reporting(original, "prediction", report)
+    return reporting(original, "prediction", report, user_calls_only=True)
 
 
 def _score(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,7 +67,7 @@ def _score(original: Callable[..., Any]) -> Callable[..., Any]:
         y = args[2] if len(args) > 2 else kwargs.get("y")
         recorder.scored(args[0], X, y, result)
 
-    return reporting(original, "evaluation", report)
+    return reporting(original, "evaluation", report, user_calls_only=True)
 
 
 def _metric(original: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -76,7 +78,7 @@ def _metric(original: Callable[..., Any], name: str) -> Callable[..., Any]:
         if y_pred is not None:
             recorder.metric_computed(name, y_true, y_pred, result)
 
-    return reporting(original, "evaluation", report)
+    return reporting(original, "evaluation", report, user_calls_only=True)
 
 
 class _EstimatorPatcher:

@@ -152,18 +152,25 @@ class DatasetDeclared(Event):
 
 @dataclass(frozen=True)
 class ModelFitted(Event):
-    """A model version was trained.
+    """A model version was trained (by the user's code: fits made inside library code, such as
+    cross-validation folds, search candidates or a metric's label encoder, are not versions).
 
+    Schema version 2 leaves the version number to the ledger, which numbers fits at ingest
+    (:mod:`nbgov.ledger.derived`); events that concern this fit name it by this event's id
+    (``fit``). Version 1 events carry ``version`` and ``node`` as the session counted them.
     ``data`` holds fingerprints of what fit received (X, y, ...); ``inputs`` the upstream lineage
-    nodes (datasets and cell executions) the training data came from.
+    nodes the training data came from; ``sample_weight`` a fingerprint and summary of the sample
+    weights the fit used; ``search`` the ``model_searched`` event when this version is a search's
+    best estimator.
     """
 
     TYPE: ClassVar[str] = "model_fitted"
-    node: str
+    VERSION: ClassVar[int] = 2
     model: str
-    version: int
     estimator: str
     params: dict[str, Any]
+    version: int | None = None
+    node: str | None = None
     n_samples: int | None = None
     n_features: int | None = None
     features: list[str] | None = None
@@ -173,6 +180,8 @@ class ModelFitted(Event):
     duration_us: int | None = None
     inputs: list[str] | None = None
     name_source: str | None = None
+    sample_weight: dict[str, Any] | None = None
+    search: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,10 +189,12 @@ class ParamsLogged(Event):
     """Parameters logged by hand (``nbgov.log_params``), for a model version or the session."""
 
     TYPE: ClassVar[str] = "params_logged"
+    VERSION: ClassVar[int] = 2
     params: dict[str, Any]
     model: str | None = None
     version: int | None = None
     inputs: list[str] | None = None
+    fit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,7 @@ class MetricsLogged(Event):
     """
 
     TYPE: ClassVar[str] = "metrics_logged"
+    VERSION: ClassVar[int] = 2
     metrics: dict[str, Any]
     model: str | None = None
     version: int | None = None
@@ -202,6 +214,7 @@ class MetricsLogged(Event):
     via: str | None = None
     data: dict[str, Any] | None = None
     inputs: list[str] | None = None
+    fit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,13 +222,15 @@ class PredictionMade(Event):
     """A captured model produced predictions: fingerprints and row count, never the rows."""
 
     TYPE: ClassVar[str] = "prediction_made"
+    VERSION: ClassVar[int] = 2
     model: str
-    version: int
     method: str
     rows: int | None
     input_fingerprint: str | None
     output_fingerprint: str | None
+    version: int | None = None
     inputs: list[str] | None = None
+    fit: str | None = None
 
 
 @dataclass(frozen=True)

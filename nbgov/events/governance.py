@@ -57,6 +57,7 @@ class FairnessEvaluated(Event):
     """
 
     TYPE: ClassVar[str] = "fairness_evaluated"
+    VERSION: ClassVar[int] = 2
     model: str | None
     version: int | None
     sensitive: list[str]
@@ -66,6 +67,7 @@ class FairnessEvaluated(Event):
     failures: list[dict[str, Any]]
     policy_sha256: str | None
     inputs: list[str] | None = None
+    fit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class DriftEvaluated(Event):
     """A drift test of current data against a reference, judged against the policy in force."""
 
     TYPE: ClassVar[str] = "drift_evaluated"
+    VERSION: ClassVar[int] = 2
     model: str | None
     version: int | None
     report: dict[str, Any]
@@ -81,6 +84,7 @@ class DriftEvaluated(Event):
     failures: list[dict[str, Any]]
     policy_sha256: str | None
     inputs: list[str] | None = None
+    fit: str | None = None
 
 
 @dataclass(frozen=True)

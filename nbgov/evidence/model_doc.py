@@ -200,7 +200,7 @@ def _fairness(ledger: Ledger, model: str, version: int) -> list[dict[str, Any]]:
     for row in _rows(ledger, """
             SELECT event_time, actor, event_id, payload FROM events
             WHERE type = 'fairness_evaluated' AND (payload->>'model') = $m
-                  AND (payload->>'version')::INTEGER = $v ORDER BY seq DESC""", m=model, v=version):
+                  AND fit_version(payload, seq) = $v ORDER BY seq DESC""", m=model, v=version):
         payload = _json(row["payload"])
         report = payload.get("report") or {}
         groups = report.get("groups") or []
@@ -298,7 +298,7 @@ def _reviews(ledger: Ledger, model: str, version: int) -> list[dict[str, Any]]:
         FROM review_runs
         WHERE (parameters->>'model') IN ($m, $ref)
               OR run_id IN (SELECT session->>'run_id' FROM events
-                            WHERE (payload->>'model') = $m AND TRY_CAST(payload->>'version' AS INTEGER) = $v)
+                            WHERE (payload->>'model') = $m AND fit_version(payload, seq) = $v)
         ORDER BY started_at DESC""", m=model, v=version, ref=f"{model}@{version}")
 
 

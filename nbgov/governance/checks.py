@@ -274,7 +274,7 @@ def _fairness(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> li
         SELECT event_id, event_time, payload->'report' AS report, payload->>'policy_sha256' AS sha,
                (payload->'sensitive')::VARCHAR[] AS sensitive
         FROM events WHERE type = 'fairness_evaluated' AND (payload->>'model') = $m
-             AND (payload->>'version')::INTEGER = $v ORDER BY seq DESC""",
+             AND fit_version(payload, seq) = $v ORDER BY seq DESC""",
         {"m": version.model, "v": version.version})
     if frame.empty:
         status = FAIL if rules.required else INFO
@@ -321,7 +321,7 @@ def _drift(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy) -> list[
         SELECT event_id, payload->>'verdict' AS verdict, payload->'failures' AS failures,
                payload->>'policy_sha256' AS sha
         FROM events WHERE type = 'drift_evaluated' AND (payload->>'model') = $m
-             AND (payload->>'version')::INTEGER = $v ORDER BY seq DESC LIMIT 1""",
+             AND fit_version(payload, seq) = $v ORDER BY seq DESC LIMIT 1""",
         {"m": version.model, "v": version.version})
     if frame.empty:
         return [Finding("drift", INFO, version.ref, "no drift test recorded yet",

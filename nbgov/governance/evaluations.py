@@ -75,7 +75,9 @@ class Evaluation:
         return getattr(self.report, name)
 
     def summary(self) -> list[str]:
-        target = f"{self.model}@{self.version}" if self.model else "no model version"
+        target = "no model version" if not self.model else (
+            f"{self.model}@{self.version}" if self.version is not None
+            else f"{self.model} (this session's fit; the ledger numbers it at ingest)")
         judged = (f"against {self.policy} (sha256 {self.policy_sha256[:12]})"
                   if self.policy_sha256 else "no policy configured")
         lines = [f"{self.kind} test of {target}: {self.verdict.upper()} ({judged})"]
@@ -190,6 +192,8 @@ class Subject:
     version: int | None = None
     inputs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    #: the fit's event id, while the ledger has not numbered the version yet
+    fit: str | None = None
 
 
 def _digest(value: Any) -> str | None:
@@ -250,7 +254,7 @@ def record_fairness(ledger: Ledger, append: Callable[[Event], str], test: Fairne
     if loaded is not None:
         record_policy(ledger, loaded)
     event_id = append(FairnessEvaluated(
-        model=subject.model, version=subject.version,
+        model=subject.model, version=subject.version, fit=subject.fit,
         sensitive=list(sensitive_prints), report=test.report.as_dict(),
         data={"y_true": _digest(y_true), "y_pred": _digest(y_pred), "sensitive": sensitive_prints},
         verdict=test.verdict, failures=test.failures, policy_sha256=loaded.sha256 if loaded else None,
@@ -308,7 +312,7 @@ def record_drift(ledger: Ledger, append: Callable[[Event], str], test: DriftTest
     if loaded is not None:
         record_policy(ledger, loaded)
     event_id = append(DriftEvaluated(
-        model=subject.model, version=subject.version,
+        model=subject.model, version=subject.version, fit=subject.fit,
         report=test.report.as_dict(), data=data, verdict=test.verdict, failures=test.failures,
         policy_sha256=loaded.sha256 if loaded else None, inputs=sorted(set(subject.inputs)) or None,
     ))

@@ -84,12 +84,11 @@ def model_version(ledger: Ledger, spec: str) -> ModelVersion:
     name, version = parse_model_spec(spec)
     frame = ledger.query(
         """SELECT v.model, v.version, v.node, v.author, v.state, v.tier, v.model_fingerprint,
-                  v.approvals, v.approvers, m.event_id
+                  v.approvals, v.approvers, f.fit_event_id AS event_id
            FROM model_versions v
-           JOIN events m ON m.type = 'model_fitted' AND (m.payload->>'model') = v.model
-                AND (m.payload->>'version')::INTEGER = v.version
+           JOIN model_fits f ON f.model = v.model AND f.version = v.version
            WHERE v.model = $name AND ($version IS NULL OR v.version = $version)
-           ORDER BY v.version DESC, m.seq LIMIT 1""",
+           ORDER BY v.version DESC, f.seq LIMIT 1""",
         {"name": name, "version": version},
     )
     if frame.empty:

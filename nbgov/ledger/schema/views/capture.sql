@@ -69,7 +69,7 @@ CREATE OR REPLACE VIEW models AS
 
 CREATE OR REPLACE VIEW metrics AS
   SELECT e.seq, e.event_time, e.payload->>'model' AS model,
-         fit_version(e.payload) AS version, m.key AS metric,
+         fit_version(e.payload, e.seq) AS version, m.key AS metric,
          TRY_CAST(m.value->>'$' AS DOUBLE) AS value, m.value AS value_json,
          e.payload->>'dataset' AS dataset, e.payload->>'via' AS via,
          'event:' || e.event_id AS node, e.session->>'session_id' AS session_id, e.actor
@@ -77,12 +77,12 @@ CREATE OR REPLACE VIEW metrics AS
   WHERE e.type = 'metrics_logged';
 
 CREATE OR REPLACE VIEW params AS
-  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload) AS version,
+  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload, seq) AS version,
          payload->'params' AS params, session->>'session_id' AS session_id, actor
   FROM events WHERE type = 'params_logged';
 
 CREATE OR REPLACE VIEW predictions AS
-  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload) AS version,
+  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload, seq) AS version,
          payload->>'method' AS method, (payload->>'rows')::BIGINT AS rows,
          payload->>'input_fingerprint' AS input_fingerprint,
          payload->>'output_fingerprint' AS output_fingerprint,

@@ -24,12 +24,16 @@ CREATE OR REPLACE VIEW model_fits AS
   SELECT fit_event_id, model, version, seq, 'model:' || model || '@' || version AS node
   FROM model_version_numbers;
 
--- The model version an event is about: its recorded version, or the number of the fit it names
--- (payload.fit, the fit's event id, for events captured before the version was known).
-CREATE OR REPLACE MACRO fit_version(event_payload) AS
+-- The model version an event is about: its recorded version; else the number of the fit it
+-- names (payload.fit: the fit's event id, for events captured before the version was known);
+-- else, for an event naming only a model, that model's latest version when it was recorded.
+CREATE OR REPLACE MACRO fit_version(event_payload, event_seq) AS
   coalesce(TRY_CAST(event_payload->>'version' AS INTEGER),
            (SELECT numbered.version FROM model_version_numbers numbered
-            WHERE numbered.fit_event_id = (event_payload->>'fit')));
+            WHERE numbered.fit_event_id = (event_payload->>'fit')),
+           CASE WHEN (event_payload->>'fit') IS NULL THEN
+             (SELECT max(numbered.version) FROM model_version_numbers numbered
+              WHERE numbered.model = (event_payload->>'model') AND numbered.seq < event_seq) END);
 
 -- A lineage node as queries see it: a fit (fit:<event id>) becomes model:<name>@<version>.
 CREATE OR REPLACE MACRO lineage_node(node_id) AS
