@@ -30,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pg_server import PostgresServer  # noqa: E402
 from run import realistic_event  # noqa: E402
 
 from nbgov.ledger.facade import Ledger  # noqa: E402
 from nbgov.settings import resolve_settings  # noqa: E402
+from support.pg_server import PostgresServer  # noqa: E402
 
 _HOST = """
 import sys, random

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import WORKERS, clean_env, review_notebook
 from nbgov.ledger.facade import Ledger
 from nbgov.reviews.airflow import export_airflow
 from nbgov.reviews.schedules import add_schedule, list_schedules
+from support.helpers import WORKERS, clean_env, review_notebook
 
 AIRFLOW_PYTHON = os.environ.get("NBGOV_TEST_AIRFLOW_PYTHON")
 STUB = Path(__file__).parent / "airflow_stub"

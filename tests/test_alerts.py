@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from helpers import wait_for
 from nbgov.alerts.sinks import (
     AlertConfig,
     CommandSink,
@@ -27,6 +26,7 @@ from nbgov.alerts.sinks import (
 )
 from nbgov.canonical import encode
 from nbgov.errors import AlertConfigError, DeliveryError
+from support.helpers import wait_for
 
 ALERT = {"reason": "review_overdue", "job": "credit-model", "key": "credit-model:2024-06-01",
          "due": "2024-06-01", "score": 0.25}

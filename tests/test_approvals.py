@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_user, governed_ledger, run_cli, train_version, write_policy
 from nbgov import events
 from nbgov.errors import ApprovalRefused, NbgovError, PermissionDenied, UnknownModel
 from nbgov.governance.approvals import approve, reject, request_approval, verify_approvals
 from nbgov.governance.policy import load_policy
 from nbgov.governance.registry import grant_role, retire, revoke_role
 from nbgov.ledger.facade import Ledger
+from support.helpers import as_user, governed_ledger, run_cli, train_version, write_policy
 
 
 @pytest.fixture

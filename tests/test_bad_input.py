@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import clean_env, run_cli
 from nbgov import events
 from nbgov.errors import InvalidPayload, UnknownEventType
 from nbgov.ledger.facade import Ledger
+from support.helpers import clean_env, invoke_cli, run_cli
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
@@ -74,7 +74,7 @@ def test_a_directory_that_is_not_a_ledger(tmp_path: Path, command: list[str]) ->
     foreign.mkdir()
     (foreign / "cat.jpg").write_bytes(b"\xff\xd8 not really")
     before = _tree_digest(foreign)
-    _one_line_error(run_cli("--home", str(foreign), *command), "is not an nbgov ledger")
+    _one_line_error(invoke_cli("--home", str(foreign), *command), "is not an nbgov ledger")
     assert _tree_digest(foreign) == before
 
 
@@ -82,19 +82,19 @@ def test_init_refuses_a_foreign_non_empty_directory(tmp_path: Path) -> None:
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "cat.jpg").write_bytes(b"x")
-    _one_line_error(run_cli("--home", str(foreign), "init"), "already holds other files")
+    _one_line_error(invoke_cli("--home", str(foreign), "init"), "already holds other files")
     assert [p.name for p in foreign.iterdir()] == ["cat.jpg"]
 
 
 def test_a_missing_ledger(tmp_path: Path) -> None:
-    _one_line_error(run_cli("--home", str(tmp_path / "nowhere"), "status"), "does not exist")
+    _one_line_error(invoke_cli("--home", str(tmp_path / "nowhere"), "status"), "does not exist")
     assert not (tmp_path / "nowhere").exists()
 
 
 def test_home_that_is_a_file(tmp_path: Path) -> None:
     target = tmp_path / "file.txt"
     target.write_text("x")
-    _one_line_error(run_cli("--home", str(target), "init"), "not a directory")
+    _one_line_error(invoke_cli("--home", str(target), "init"), "not a directory")
 
 
 @pytest.mark.parametrize("content", [b"", b"hello, not a database", os.urandom(300_000)],

@@ -1,5 +1,5 @@
 """The browser harness works: a notebook's ipywidgets panel renders in JupyterLab and a click
-in Chromium reaches the kernel and changes the panel (see tests/browser.py)."""
+in Chromium reaches the kernel and changes the panel (see tests/support/browser.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser import (
+
+from support.browser import (
     artifacts_dir,
     chromium_page,
     error_outputs,

@@ -23,22 +23,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from bundle_helpers import (
-    Bundle,
-    _clean_env,
-    build_bundle,
-    checkpoint_text,
-    ed25519_key,
-    note_key_id,
-    public_raw,
-    sign_note,
-    verifier_key,
-)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import governed_ledger, isolated_module_environment, vector_files
 from nbgov import errors
 from nbgov.errors import ParquetLayoutError
 from nbgov.evidence.parquet import json_text, prepare_table, write_table
@@ -54,6 +42,18 @@ from nbgov.evidence.verifier import (
     verify_inclusion,
 )
 from nbgov.ledger.integrity import merkle
+from support.bundle_helpers import (
+    Bundle,
+    _clean_env,
+    build_bundle,
+    checkpoint_text,
+    ed25519_key,
+    note_key_id,
+    public_raw,
+    sign_note,
+    verifier_key,
+)
+from support.helpers import governed_ledger, isolated_module_environment, vector_files
 
 # -- the Parquet reader against pyarrow and DuckDB ----------------------------------------------
 

@@ -18,11 +18,9 @@ from nbgov.ledger.facade import Ledger
 class Notebook:
     """An IPython shell with nbgov loaded, run cell by cell like a notebook."""
 
-    def __init__(self, home: Path) -> None:
-        from IPython.core.interactiveshell import InteractiveShell
-
+    def __init__(self, shell: Any, home: Path) -> None:
         self.home = home
-        self.shell = InteractiveShell()
+        self.shell = shell
         self.count = 0
 
     def run(self, code: str, *, ok: bool = True) -> Any:
@@ -41,15 +39,13 @@ class Notebook:
 
 
 @pytest.fixture
-def nb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+def nb(make_shell, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The shared shell (conftest.py; unloaded after the test), nbgov loaded as the first cell."""
     home = tmp_path / "ledger"
-    monkeypatch.setenv("NBGOV_HOME", str(home))
     (tmp_path / "work" / "data").mkdir(parents=True, exist_ok=True)
-    notebook = Notebook(home)
+    notebook = Notebook(make_shell(home=home, load=False), home)
     notebook.run("%load_ext nbgov")
-    yield notebook
-    notebook.shell.run_cell("%unload_ext nbgov")
+    return notebook
 
 
 def quiet() -> Any:
@@ -240,22 +236,19 @@ def test_declared_provenance(nb: Notebook, tmp_path: Path) -> None:
     assert declared["fingerprint"] == blake3.blake3(source.read_bytes()).hexdigest()
 
 
-def test_unload_removes_every_hook_and_patch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unload_removes_every_hook_and_patch(make_shell, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import pandas
     import sklearn.base
     import sklearn.metrics
-    from IPython.core.interactiveshell import InteractiveShell
     from sklearn.linear_model import LogisticRegression
 
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("NBGOV_HOME", str(tmp_path / "ledger"))
     before = {
         "read_csv": pandas.read_csv, "to_csv": pandas.DataFrame.to_csv,
         "fit": vars(LogisticRegression)["fit"], "accuracy": sklearn.metrics.accuracy_score,
         "init_subclass": vars(sklearn.base.BaseEstimator).get("__init_subclass__"),
         "meta_path": list(sys.meta_path),
     }
-    shell = InteractiveShell()
+    shell = make_shell(home=tmp_path / "ledger", load=False)
     shell.user_ns["my_accuracy"] = sklearn.metrics.accuracy_score
     pre, post, transformers = (len(shell.events.callbacks["pre_run_cell"]),
                                len(shell.events.callbacks["post_run_cell"]), len(shell.ast_transformers))

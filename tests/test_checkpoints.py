@@ -13,7 +13,6 @@ import duckdb
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from helpers import as_user, rewrite_history, run_cli, sample_ledger
 from nbgov import events
 from nbgov.errors import NoteError
 from nbgov.ledger.facade import Ledger
@@ -32,6 +31,7 @@ from nbgov.ledger.integrity.notes import (
     sign_note,
 )
 from nbgov.settings import resolve_settings
+from support.helpers import as_user, invoke_cli, rewrite_history, run_cli, sample_ledger
 
 # The example of golang.org/x/mod/sumdb/note (the reference implementation of signed notes):
 # a signer key, its verifier key, a text and the note it signs.
@@ -151,14 +151,9 @@ def test_a_checkpoint_certifies_the_tree_of_every_event_before_it(home: Path) ->
     assert run_cli("--home", str(home), "verify").returncode == 0
 
 
-def test_a_checkpoint_is_cut_at_the_end_of_a_notebook_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from IPython.core.interactiveshell import InteractiveShell
-
+def test_a_checkpoint_is_cut_at_the_end_of_a_notebook_session(make_shell, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "ledger"
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("NBGOV_HOME", str(home))
-    shell = InteractiveShell()
-    assert shell.run_cell("%load_ext nbgov").success
+    shell = make_shell(home=home, raise_errors=True)  # nbgov loaded (asserted)
     assert shell.run_cell("x = 1 + 1").success
     assert shell.run_cell("%unload_ext nbgov").success
     [cp] = _checkpoints(home)
@@ -187,6 +182,7 @@ def test_an_interval_checkpoint_is_cut_only_when_due_and_only_after_new_events(h
     assert len(_checkpoints(home)) == 1
 
 
+@pytest.mark.slow
 def test_concurrent_checkpoints_form_one_chain(home: Path) -> None:
     """Checkpoints cut by several processes at once each record the one before them."""
     import subprocess
@@ -197,7 +193,7 @@ def test_concurrent_checkpoints_form_one_chain(home: Path) -> None:
             "l = Ledger(sys.argv[1])\n"
             "for i in range(8):\n"
             "    l.append(events.MetricsLogged(metrics={'i': i}, model='m', version=1)); l.checkpoint()\n")
-    from helpers import clean_env
+    from support.helpers import clean_env
 
     procs = [subprocess.Popen([sys.executable, "-c", code, str(home)], env=clean_env(NBGOV_ACTOR=f"w{i}"))
              for i in range(3)]
@@ -382,9 +378,9 @@ def test_bad_input_to_verify_against(home: Path, tmp_path: Path) -> None:
     sample_ledger(home)
     garbage = tmp_path / "garbage.note"
     garbage.write_bytes(b"\xff\xfe not text")
-    result = run_cli("--home", str(home), "verify", "--against", str(garbage))
+    result = invoke_cli("--home", str(home), "verify", "--against", str(garbage))
     assert result.returncode == 1 and "not a checkpoint note" in result.stderr
-    result = run_cli("--home", str(home), "verify", "--key", "not-a-key")
+    result = invoke_cli("--home", str(home), "verify", "--key", "not-a-key")
     assert result.returncode == 1 and "not a verifier key" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -402,7 +398,7 @@ def test_a_proof_file_verifies_offline_and_fails_when_altered(home: Path, tmp_pa
     # standalone verifier skips it)
     keys.write_text("# keys the auditor trusts\n" + run_cli("--home", str(home), "checkpoint", "keys").stdout)
     shutil.rmtree(home)  # no ledger needed to check it
-    result = run_cli("verify-proof", str(out), "--key", str(keys))
+    result = invoke_cli("verify-proof", str(out), "--key", str(keys))
     assert result.returncode == 0, result.stderr
     assert "seq 6 (model_fitted" in result.stdout
     proof = json.loads(out.read_text())
@@ -410,7 +406,7 @@ def test_a_proof_file_verifies_offline_and_fails_when_altered(home: Path, tmp_pa
     def fails(changed: dict, why: str) -> None:  # type: ignore[type-arg]
         bad = tmp_path / "bad.json"
         bad.write_text(json.dumps(changed))
-        result = run_cli("verify-proof", str(bad), "--key", str(keys))
+        result = invoke_cli("verify-proof", str(bad), "--key", str(keys))
         assert result.returncode == 1, why
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
@@ -431,6 +427,6 @@ def test_a_proof_file_verifies_offline_and_fails_when_altered(home: Path, tmp_pa
 
 def test_proving_a_seq_beyond_the_ledger_is_a_one_line_error(home: Path, tmp_path: Path) -> None:
     sample_ledger(home)
-    result = run_cli("--home", str(home), "prove", "999", "--out", str(tmp_path / "p.json"))
+    result = invoke_cli("--home", str(home), "prove", "999", "--out", str(tmp_path / "p.json"))
     assert result.returncode == 1 and "no event at seq 999" in result.stderr
     assert not (tmp_path / "p.json").exists()

@@ -1,4 +1,6 @@
-"""The nbgov command line, run as a user runs it."""
+"""The nbgov command line, run as a user runs it: in a new process (run_cli) where the process matters
+(the environment, files it creates, kernels), else in this process through the same entry point
+(invoke_cli, click's CliRunner) for how arguments and options map to output and errors."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from pathlib import Path
 import click
 import pytest
 
-from helpers import run_cli, sample_ledger
 from nbgov import whoami
 from nbgov.cli.main import cli as root
 from nbgov.ledger.facade import Ledger
+from support.helpers import invoke_cli, run_cli, sample_ledger
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -33,7 +35,7 @@ COMMANDS = _commands(root)
 
 @pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
 def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
-    result = run_cli(*path, "--help")
+    result = invoke_cli(*path, "--help")
     assert result.returncode == 0, result.stderr
     command = root
     for name in path:
@@ -118,31 +120,31 @@ def test_demo_runs_the_example_notebooks(tmp_path: Path) -> None:
 
 
 def test_demo_without_notebooks_says_where_it_looked(tmp_path: Path) -> None:
-    result = run_cli("--home", str(tmp_path / "ledger"), "demo", "--notebooks", str(tmp_path / "none"))
+    result = invoke_cli("--home", str(tmp_path / "ledger"), "demo", "--notebooks", str(tmp_path / "none"))
     assert result.returncode == 1 and "no example notebooks in" in result.stderr
 
 
 def test_sql_formats(demo_home: Path) -> None:
     query = "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY type"
-    table = run_cli("--home", str(demo_home), "sql", query)
+    table = invoke_cli("--home", str(demo_home), "sql", query)
     assert table.returncode == 0 and "cell_executed" in table.stdout and "(7 rows)" in table.stdout
-    rows = list(csv.DictReader(io.StringIO(run_cli("--home", str(demo_home), "sql", "--format", "csv", query).stdout)))
+    rows = list(csv.DictReader(io.StringIO(invoke_cli("--home", str(demo_home), "sql", "--format", "csv", query).stdout)))
     assert {r["type"]: int(r["n"]) for r in rows}["cell_executed"] == 4
-    records = json.loads(run_cli("--home", str(demo_home), "sql", "--format", "json", query).stdout)
+    records = json.loads(invoke_cli("--home", str(demo_home), "sql", "--format", "json", query).stdout)
     assert {r["type"]: r["n"] for r in records}["model_fitted"] == 1
 
 
 def test_sql_parameters_file_and_stdin(demo_home: Path, tmp_path: Path) -> None:
     query = "SELECT count(*) AS n FROM events WHERE type = $t AND seq > $after"
-    bound = run_cli("--home", str(demo_home), "sql", "--format", "csv", "-p", "t=cell_executed",
+    bound = invoke_cli("--home", str(demo_home), "sql", "--format", "csv", "-p", "t=cell_executed",
                     "-p", "after=0", query)
     assert bound.stdout.splitlines() == ["n", "4"], bound.stderr
     sql_file = tmp_path / "q.sql"
     sql_file.write_text("SELECT 41 + 1 AS answer")
-    assert run_cli("--home", str(demo_home), "sql", "--format", "csv", "-f", str(sql_file)).stdout.splitlines() == ["answer", "42"]
-    missing = run_cli("--home", str(demo_home), "sql", query, "-p", "t=x")
+    assert invoke_cli("--home", str(demo_home), "sql", "--format", "csv", "-f", str(sql_file)).stdout.splitlines() == ["answer", "42"]
+    missing = invoke_cli("--home", str(demo_home), "sql", query, "-p", "t=x")
     assert missing.returncode == 1 and "$after" in missing.stderr
-    unused = run_cli("--home", str(demo_home), "sql", "SELECT 1", "-p", "x=1")
+    unused = invoke_cli("--home", str(demo_home), "sql", "SELECT 1", "-p", "x=1")
     assert unused.returncode == 1 and "not used" in unused.stderr
 
 
@@ -165,7 +167,7 @@ def test_sql_parameters_file_and_stdin(demo_home: Path, tmp_path: Path) -> None:
 )
 def test_sql_refuses_statements_that_write(demo_home: Path, statement: str) -> None:
     before = (demo_home / "ledger.duckdb").read_bytes()
-    result = run_cli("--home", str(demo_home), "sql", statement)
+    result = invoke_cli("--home", str(demo_home), "sql", statement)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr  # one line
     assert "read-only" in result.stderr
@@ -174,15 +176,15 @@ def test_sql_refuses_statements_that_write(demo_home: Path, statement: str) -> N
 
 
 def test_sql_syntax_error_is_one_line(demo_home: Path) -> None:
-    result = run_cli("--home", str(demo_home), "sql", "SELEC 1")
+    result = invoke_cli("--home", str(demo_home), "sql", "SELEC 1")
     assert result.returncode == 1 and result.stderr.startswith("nbgov: error:")
     assert result.stderr.count("\n") == 1
 
 
 def test_status_text_and_json(demo_home: Path) -> None:
-    text = run_cli("--home", str(demo_home), "status")
+    text = invoke_cli("--home", str(demo_home), "status")
     assert text.returncode == 0 and "events      10" in text.stdout and "0 line(s) pending" in text.stdout
-    data = json.loads(run_cli("--home", str(demo_home), "status", "--json").stdout)
+    data = json.loads(invoke_cli("--home", str(demo_home), "status", "--json").stdout)
     assert data["events"] == 10 and data["head_seq"] == 10 and data["by_type"]["cell_executed"] == 4
     assert data["pending_lines"] == 0
 
@@ -194,10 +196,10 @@ def test_status_counts_pending_spool_lines(home: Path) -> None:
     ledger = Ledger(home)
     for i in range(3):
         ledger.append(SessionEnded(reason=str(i)))
-    data = json.loads(run_cli("--home", str(home), "status", "--json").stdout)
+    data = json.loads(invoke_cli("--home", str(home), "status", "--json").stdout)
     assert data["pending_lines"] == 3 and data["events"] == 0
-    assert run_cli("--home", str(home), "ingest").stdout.startswith("ingested 3 events")
-    assert json.loads(run_cli("--home", str(home), "status", "--json").stdout)["pending_lines"] == 0
+    assert invoke_cli("--home", str(home), "ingest").stdout.startswith("ingested 3 events")
+    assert json.loads(invoke_cli("--home", str(home), "status", "--json").stdout)["pending_lines"] == 0
 
 
 def test_ingest_reports_a_corrupt_line_and_fails_once(home: Path) -> None:
@@ -210,10 +212,10 @@ def test_ingest_reports_a_corrupt_line_and_fails_once(home: Path) -> None:
         ledger.append(SessionEnded(reason=f"n{i}"))
     (segment,) = list_segments(home / "spool")
     segment.write_bytes(segment.read_bytes().replace(b'"n2"', b'"N2"'))
-    first = run_cli("--home", str(home), "ingest")
+    first = invoke_cli("--home", str(home), "ingest")
     assert first.returncode == 1
     assert f"spool segment {segment.stem} line 3" in first.stderr
-    second = run_cli("--home", str(home), "ingest")
+    second = invoke_cli("--home", str(home), "ingest")
     assert second.returncode == 0 and "still blocked" in second.stderr
 
 

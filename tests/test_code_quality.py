@@ -19,6 +19,7 @@ def _tool(name: str) -> str:
     return found
 
 
+@pytest.mark.slow
 def test_mypy_strict() -> None:
     result = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

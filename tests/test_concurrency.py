@@ -13,9 +13,9 @@ from typing import IO
 
 import pytest
 
-from helpers import WORKERS, clean_env, progress, run_cli, wait_for
 from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
+from support.helpers import WORKERS, clean_env, progress, run_cli, wait_for
 
 WRITERS = 8
 PER_WRITER = 5_000

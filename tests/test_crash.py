@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import WORKERS, clean_env, run_cli
 from nbgov.ledger.facade import Ledger
+from support.helpers import WORKERS, clean_env, run_cli
 
 STAGES = ("after_begin", "after_insert", "before_commit", "after_commit")
 ROUNDS_PER_STAGE = 4

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from svg_helpers import NASTY, NS, classes, parse
 
 import nbgov.render.charts
 import nbgov.render.svg
 from nbgov.render.charts import line_chart_svg
 from nbgov.render.svg import lineage_svg
+from support.svg_helpers import NASTY, NS, classes, parse
 
 Box = tuple[float, float, float, float]
 

@@ -13,13 +13,13 @@ import pytest
 from IPython.utils.capture import capture_output
 from nbformat.v4 import new_code_cell, new_notebook
 
-from helpers import TEST_POLICY, as_user, bias_test, train_version, write_policy
 from nbgov.api import drift, fairness
 from nbgov.capture.recorder import Recorder, activate, deactivate
 from nbgov.errors import EvaluationError
 from nbgov.fingerprint import fingerprint_object
 from nbgov.ledger.facade import Ledger
 from nbgov.reviews.execution import execute_notebook
+from support.helpers import TEST_POLICY, as_user, bias_test, train_version, write_policy
 
 
 @pytest.fixture
@@ -129,19 +129,10 @@ def test_bad_input_is_one_line_and_records_nothing(trained) -> None:  # type: ig
 
 
 @pytest.fixture
-def shell(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from IPython.core.interactiveshell import InteractiveShell
-
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("NBGOV_HOME", str(home))
-    monkeypatch.setenv("NBGOV_ACTOR", "ana")
-    monkeypatch.setenv("NBGOV_POLICY", str(tmp_path / "nbgov-policy.toml"))
+def shell(make_shell, tmp_path: Path, home: Path):  # type: ignore[no-untyped-def]
+    """The shared shell (conftest.py), acting as ana under the test policy."""
     write_policy(tmp_path)
-    shell = InteractiveShell()
-    shell.colors = "NoColor"
-    assert shell.run_cell("%load_ext nbgov").success
-    yield shell
-    shell.run_cell("%unload_ext nbgov")
+    return make_shell(home=home, env={"NBGOV_ACTOR": "ana", "NBGOV_POLICY": str(tmp_path / "nbgov-policy.toml")})
 
 
 def test_magics_attribute_judge_and_fail_closed(shell) -> None:  # type: ignore[no-untyped-def]

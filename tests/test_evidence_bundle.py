@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from bundle_helpers import _clean_env
 
-from helpers import governed_ledger, isolated_module_environment, run_cli
 from nbgov.evidence.parquet import write_table
+from support.bundle_helpers import _clean_env
+from support.helpers import governed_ledger, isolated_module_environment, run_cli
 
 
 def _env(home: Path, policy: Path, **extra: str) -> dict[str, str]:

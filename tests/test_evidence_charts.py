@@ -7,9 +7,9 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from svg_helpers import NASTY, NS, classes, parse
 
 from nbgov.render.charts import stacked_bar_chart_svg
+from support.svg_helpers import NASTY, NS, classes, parse
 
 
 def bars(root: ET.Element) -> list[ET.Element]:

@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 
 import nbgov.ledger.spool
-from helpers import as_user, bias_test, governed_ledger, review_notebook, train_version, write_policy
 from nbgov import events
 from nbgov.alerts.raising import raise_alert
 from nbgov.api import drift
@@ -49,6 +48,7 @@ from nbgov.governance.vendors import link_vendor, register_vendor
 from nbgov.ledger.envelope import Session
 from nbgov.ledger.facade import Ledger
 from nbgov.reviews.schedules import add_schedule
+from support.helpers import as_user, bias_test, governed_ledger, review_notebook, train_version, write_policy
 
 START, END = dt.date(2026, 2, 1), dt.date(2026, 2, 28)
 NOW = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
@@ -746,7 +746,7 @@ def test_hostile_names_are_escaped(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_the_report_renders_in_chromium_without_sideways_scrolling(world: dict[str, Any],
                                                                     assessed: ControlReport) -> None:
-    from browser import artifacts_dir, chromium_page, fits_sideways, require_browser, screenshot
+    from support.browser import artifacts_dir, chromium_page, fits_sideways, require_browser, screenshot
 
     require_browser()
     path = world["tmp"] / "bundle" / "report.html"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import importlib.resources
 import json
-import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -51,15 +50,6 @@ from prov.model import (
 )
 from referencing import Registry, Resource
 
-from helpers import (
-    VECTORS,
-    isolated_module_environment,
-    review_notebook,
-    run_cli,
-    sample_ledger,
-    train_version,
-    vector_files,
-)
 from nbgov import events
 from nbgov.errors import ExportError
 from nbgov.export.openlineage import (
@@ -74,6 +64,16 @@ from nbgov.export.openlineage import (
 from nbgov.export.prov import prov_document, to_json
 from nbgov.ledger.envelope import Session
 from nbgov.ledger.facade import Ledger
+from support.helpers import (
+    VECTORS,
+    isolated_module_environment,
+    review_notebook,
+    run_cli,
+    sample_ledger,
+    train_version,
+    vector_files,
+)
+from support.ipython import isolated_shells
 
 FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
@@ -261,18 +261,10 @@ def by_run(exported: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _run_in_ipython(root: Path, home: Path, notebook: str, cells: list[str]) -> list[bool]:
-    """Run *cells* in a real IPython shell recording into *home* as the notebook *notebook*;
-    whether each cell succeeded."""
-    from IPython.core.interactiveshell import InteractiveShell
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("NBGOV_") or n == "JUPYTERHUB_USER"]:
-            patch.delenv(name)
-        patch.setenv("NBGOV_HOME", str(home))
-        patch.setenv("NBGOV_NOTEBOOK", str(root / notebook))
-        patch.setenv("NBGOV_KEY_DIR", str(root / "keys"))
-        patch.setenv("IPYTHONDIR", str(root / "ipython"))
-        shell = InteractiveShell()
+    """Run *cells* in a real IPython shell (the shared one, support.ipython; the cells load nbgov)
+    recording into *home* as the notebook *notebook*; whether each cell succeeded."""
+    with isolated_shells(root) as make_shell:
+        shell = make_shell(home=home, env={"NBGOV_NOTEBOOK": str(root / notebook)}, load=False)
         return [shell.run_cell(code, store_history=True).success for code in cells]
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import WORKERS, clean_env, run_cli
 from nbgov.errors import LedgerLocked
 from nbgov.events import SessionEnded
 from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
+from support.helpers import WORKERS, clean_env, run_cli
 
 
 def _hold(kind: str, home: Path, seconds: float | str = "forever") -> subprocess.Popen[str]:
@@ -89,6 +89,7 @@ def test_a_busy_ingest_lock_names_the_ingester(ledger_home: Path) -> None:
     assert ledger.ingest().events == 1  # nothing was lost while it waited
 
 
+@pytest.mark.slow
 def test_threads_of_one_process_take_turns(ledger_home: Path) -> None:
     import threading
 

@@ -11,17 +11,10 @@ from nbgov.ledger.facade import Ledger
 
 
 @pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from IPython.core.interactiveshell import InteractiveShell
-
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("NBGOV_HOME", str(tmp_path / "ledger"))
-    shell = InteractiveShell()
-    shell.colors = "NoColor"
-    assert shell.run_cell("%load_ext nbgov").success
+def shell(shell):  # type: ignore[no-untyped-def]
+    """The shared shell (conftest.py), recording into tmp_path / "ledger", with a variable bound."""
     shell.run_cell("value = 3")
-    yield shell
-    shell.run_cell("%unload_ext nbgov")
+    return shell
 
 
 def _data_events(home: Path) -> list[tuple[int, str]]:

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import VECTORS, vector_files
 from nbgov.errors import ProofError
 from nbgov.ledger.integrity.merkle import (
     EMPTY_ROOT,
@@ -22,6 +21,7 @@ from nbgov.ledger.integrity.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from support.helpers import VECTORS, vector_files
 
 INCLUSION = vector_files("rfc9162", "inclusion")
 CONSISTENCY = vector_files("rfc9162", "consistency")
@@ -167,6 +167,7 @@ def test_bad_arguments() -> None:
 # -- the ledger's tree, kept at ingest ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_ledger_keeps_its_tree_at_ingest_and_proves_from_it(home: Path) -> None:
     import duckdb
 

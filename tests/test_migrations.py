@@ -9,13 +9,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers import run_cli
 from nbgov.errors import NotALedger, SchemaTooNew
 from nbgov.events import SessionEnded
 from nbgov.ledger.facade import Ledger
 from nbgov.ledger.integrity.merkle import Tree
 from nbgov.ledger.integrity.tree_store import LedgerTree
 from nbgov.ledger.schema import migrations, views
+from support.helpers import run_cli
 
 
 def _digest(path: Path) -> str:

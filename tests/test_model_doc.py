@@ -1,6 +1,6 @@
 """The model documentation page: every section equals the ledger's facts, missing facts are gaps.
 
-The ledgers are built through the real API (helpers.governed_ledger and friends); the page is
+The ledgers are built through the real API (support.helpers.governed_ledger and friends); the page is
 checked against the same facts read back through the documented views, parsed as XML, and
 produced by the real ``nbgov`` command.
 """
@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from helpers import as_user, bias_test, governed_ledger, run_cli, train_version
 from nbgov import events
 from nbgov.errors import DescriptionError, UnknownModel
 from nbgov.evidence.model_doc import ModelDocument, model_document, render_html, render_markdown
 from nbgov.governance.descriptions import describe_model
 from nbgov.governance.policy import load_policy
 from nbgov.ledger.facade import Ledger
+from support.helpers import as_user, bias_test, governed_ledger, invoke_cli, run_cli, train_version
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -337,6 +337,7 @@ def test_the_top_level_function_describes_through_the_session(tmp_path: Path) ->
     assert doc.description is not None and doc.description["intended_use"] == "scoring"
 
 
+@pytest.mark.slow
 def test_the_cli_describes_and_writes_the_page(documented: tuple[Path, Path], tmp_path: Path) -> None:
     home, _ = documented
     env = {"NBGOV_HOME": str(home), "NBGOV_ACTOR": "ana"}
@@ -344,17 +345,17 @@ def test_the_cli_describes_and_writes_the_page(documented: tuple[Path, Path], tm
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "recorded the description of credit@1 (this version)"
     out = tmp_path / "credit-1.html"
-    result = run_cli("model", "doc", "credit@1", "--out", str(out), env=env)
+    result = invoke_cli("model", "doc", "credit@1", "--out", str(out), env=env)
     assert result.returncode == 0, result.stderr
     # the session, and what the new description of v1 leaves out (out of scope, limitations)
     assert result.stdout.strip() == f"wrote {out}: credit@1, 3 gap(s)"
     root = _parse(out.read_text(encoding="utf-8"))
     assert _pairs(_section(root, "intended-use"))["Intended use"] == "scoring v1"
-    result = run_cli("model", "doc", "credit", "--format", "markdown", env=env)
+    result = invoke_cli("model", "doc", "credit", "--format", "markdown", env=env)
     assert result.returncode == 0 and result.stdout.startswith("# Model documentation: credit@1\n")
     assert "| **Intended use** | scoring v1 |" in result.stdout
     md = tmp_path / "card.md"  # the format follows the file's suffix
-    assert run_cli("model", "doc", "credit", "--out", str(md), env=env).returncode == 0
+    assert invoke_cli("model", "doc", "credit", "--out", str(md), env=env).returncode == 0
     assert md.read_text(encoding="utf-8").startswith("# Model documentation: credit@1\n")
 
     before = Ledger(home).query("SELECT count(*) AS n FROM events")["n"].iloc[0]
@@ -364,19 +365,18 @@ def test_the_cli_describes_and_writes_the_page(documented: tuple[Path, Path], tm
     result = run_cli("model", "describe", "credit", "--intended-use", " ", env=env)
     assert result.returncode == 1 and "needs its intended use" in result.stderr
     assert Ledger(home).query("SELECT count(*) AS n FROM events")["n"].iloc[0] == before
-    result = run_cli("model", "doc", "nope", env=env)
+    result = invoke_cli("model", "doc", "nope", env=env)
     assert result.returncode == 1 and result.stderr.startswith("nbgov: error: no model named 'nope'")
-    assert "Example:" in run_cli("model", "doc", "--help").stdout
+    assert "Example:" in invoke_cli("model", "doc", "--help").stdout
 
 
 @pytest.mark.slow
-def test_the_page_of_the_example_notebooks_model(tmp_path: Path) -> None:
-    """The HMDA lineage example run for real (about 10 s; the governance example is far slower)."""
-    from nbgov.reviews.execution import execute_notebook
-
+@pytest.mark.xdist_group("hmda_lineage")
+def test_the_page_of_the_example_notebooks_model(hmda_lineage_run: tuple[Path, Path, Any]) -> None:
+    """The HMDA lineage example run for real (about 10 s, run once for the session in conftest.py and
+    read here; the governance example is far slower)."""
     example = Path(__file__).parents[1] / "example_notebooks" / "hmda_lineage.ipynb"
-    home, work = tmp_path / "ledger", tmp_path / "work-dir"
-    run = execute_notebook(example, home=home, cwd=work)
+    home, _, run = hmda_lineage_run
     assert run.ok, run.error
     ledger = Ledger(home)
     doc = model_document(ledger, "hmda_denial")

@@ -6,15 +6,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import blake3
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from helpers import WORKERS, clean_env, run_cli
 from nbgov.ledger.facade import Ledger
 from nbgov.reviews.execution import execute_notebook
+from support.helpers import WORKERS, clean_env, run_cli
 
 EXAMPLES = Path(__file__).parents[1] / "example_notebooks"
 
@@ -27,9 +28,9 @@ def _notebook(path: Path, *cells: str) -> Path:
 
 
 @pytest.mark.slow
-def test_the_example_notebook_end_to_end(tmp_path: Path) -> None:
-    home, work = tmp_path / "ledger", tmp_path / "work-dir"
-    run = execute_notebook(EXAMPLES / "hmda_lineage.ipynb", home=home, cwd=work)
+@pytest.mark.xdist_group("hmda_lineage")
+def test_the_example_notebook_end_to_end(hmda_lineage_run: tuple[Path, Path, Any]) -> None:
+    home, work, run = hmda_lineage_run  # hmda_lineage.ipynb run once (conftest.py), read here
     assert run.ok, run.error
     assert run.output.parent == home / "runs" and run.output.exists()
     ledger = Ledger(home)

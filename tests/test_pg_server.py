@@ -1,4 +1,4 @@
-"""The PostgreSQL server helper the team-backend tests run against (tests/pg_server.py)."""
+"""The PostgreSQL server helper the team-backend tests run against (tests/support/pg_server.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import os
 import subprocess
 
 import pytest
-from pg_server import MISSING_BINARIES, SERVER_BINARIES, PostgresServer, _unavailable, find_postgres_bin
+
+from support.pg_server import (
+    MISSING_BINARIES,
+    SERVER_BINARIES,
+    PostgresServer,
+    _unavailable,
+    find_postgres_bin,
+)
 
 # The fixtures `postgres` (one server per test process) and `team_database`. Registered as a plugin, not
 # imported: an imported session fixture would start one server per importing module.

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
 from nbgov.canonical import encode
 from nbgov.errors import PolicyError
 from nbgov.governance.policy import Policy, load_policy, policy_template, record_policy
 from nbgov.ledger.facade import Ledger
+from support.helpers import invoke_cli
 
 
 def test_the_template_is_the_documented_defaults(tmp_path: Path) -> None:
@@ -151,20 +151,20 @@ def test_policy_changes_are_recorded_once_each(tmp_path: Path, home: Path) -> No
 
 
 def test_cli_policy_commands(tmp_path: Path) -> None:
-    created = run_cli("policy", "init", cwd=tmp_path)
+    created = invoke_cli("policy", "init", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     assert tomllib.loads((tmp_path / "nbgov-policy.toml").read_text())["approvals"]["role"] == "approver"
-    again = run_cli("policy", "init", cwd=tmp_path)
+    again = invoke_cli("policy", "init", cwd=tmp_path)
     assert again.returncode == 1 and "already exists; not overwritten" in again.stderr
-    ok = run_cli("policy", "validate", cwd=tmp_path)
+    ok = invoke_cli("policy", "validate", cwd=tmp_path)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: ")
     bad = tmp_path / "bad.toml"
     bad.write_text("[vendors]\nmax_age_days = -1\n")
-    failed = run_cli("policy", "validate", str(bad), cwd=tmp_path)
+    failed = invoke_cli("policy", "validate", str(bad), cwd=tmp_path)
     assert failed.returncode == 1
     assert failed.stderr.startswith(f"nbgov: error: {bad}: vendors.max_age_days: ")
     assert len(failed.stderr.strip().splitlines()) == 1
-    shown = run_cli("policy", "show", "--json", cwd=tmp_path)
+    shown = invoke_cli("policy", "show", "--json", cwd=tmp_path)
     assert '"sha256"' in shown.stdout and shown.returncode == 0
 
 

@@ -11,10 +11,10 @@ import blake3
 import nbformat
 import pytest
 
-from helpers import clean_env, review_notebook, run_cli
 from nbgov.errors import ReviewError
 from nbgov.ledger.facade import Ledger
 from nbgov.reviews.runs import run_review
+from support.helpers import clean_env, review_notebook, run_cli
 
 
 @pytest.fixture

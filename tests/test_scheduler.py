@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import clean_env, review_notebook, run_cli, wait_for
 from nbgov.alerts.raising import raise_alert, retry_alerts
 from nbgov.alerts.sinks import AlertConfig, LoadedAlerts
 from nbgov.errors import CronError, ReviewError, ScheduleError
 from nbgov.ledger.facade import Ledger
 from nbgov.reviews.scheduler import FixedClock, Scheduler
 from nbgov.reviews.schedules import add_schedule, list_schedules, remove_schedule
+from support.helpers import clean_env, review_notebook, run_cli, wait_for
 
 UTC = dt.UTC
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from nbgov.ledger.facade import Ledger
 
 # Fabricated, but in the real formats (lengths, prefixes, alphabets).
@@ -35,18 +33,6 @@ CELLS = [
     f"key = '{SECRETS['google']}'",
     f"raise ValueError('login failed for {SECRETS['password']}')",
 ]
-
-
-@pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from IPython.core.interactiveshell import InteractiveShell
-
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("NBGOV_HOME", str(tmp_path / "ledger"))
-    shell = InteractiveShell()
-    assert shell.run_cell("%load_ext nbgov").success
-    yield shell
-    shell.run_cell("%unload_ext nbgov")
 
 
 def _every_file(home: Path) -> bytes:

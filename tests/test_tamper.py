@@ -10,11 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers import rewrite_history, run_cli
 from nbgov import events
 from nbgov.ledger import envelope
 from nbgov.ledger.facade import Ledger
 from nbgov.settings import resolve_settings
+from support.helpers import rewrite_history, run_cli
 
 EVENTS = 3000
 

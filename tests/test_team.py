@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import WORKERS, clean_env, run_cli, sample_ledger
 from nbgov import events
 from nbgov.errors import ConfigError
 from nbgov.ledger.facade import Ledger
 from nbgov.settings import parse_ledger_url, resolve_settings
+from support.helpers import WORKERS, clean_env, run_cli, sample_ledger
 
 
 def _url(postgres, database: str, data: Path) -> str:  # type: ignore[no-untyped-def]
@@ -58,6 +58,7 @@ def test_without_the_team_extra_the_error_says_what_to_install(tmp_path: Path) -
 # -- a real catalog ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_queries_views_and_verify_work_unchanged_on_the_team_ledger(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url = _url(postgres, team_database, tmp_path / "data")
@@ -78,6 +79,7 @@ def test_queries_views_and_verify_work_unchanged_on_the_team_ledger(
     assert not (tmp_path / "host" / "ledger.duckdb").exists()
 
 
+@pytest.mark.slow
 def test_three_hosts_ingest_concurrently_into_one_catalog(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url = _url(postgres, team_database, tmp_path / "data")
@@ -108,6 +110,7 @@ def test_three_hosts_ingest_concurrently_into_one_catalog(
     assert "18 checkpoint(s)" in verified.stdout, verified.stdout
 
 
+@pytest.mark.slow
 def test_hosts_initialising_one_catalog_at_once_record_one_ledger_created(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url = _url(postgres, team_database, tmp_path / "data")
@@ -128,6 +131,7 @@ def test_hosts_initialising_one_catalog_at_once_record_one_ledger_created(
     assert verified.returncode == 0 and "ok: 1 events verified" in verified.stdout, verified.stdout + verified.stderr
 
 
+@pytest.mark.slow
 def test_a_host_initialising_before_the_first_hosts_ingest_does_not_record_a_second_ledger_created(
         postgres, team_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     # The window the concurrent test above hits only sometimes, made certain: host a has decided to
@@ -148,6 +152,7 @@ def test_a_host_initialising_before_the_first_hosts_ingest_does_not_record_a_sec
     assert created["seq"].tolist() == [1]
 
 
+@pytest.mark.slow
 def test_postgres_down_mid_run_loses_nothing_and_ingest_resumes(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     url = _url(postgres, team_database, tmp_path / "data")
@@ -176,6 +181,7 @@ def test_postgres_down_mid_run_loses_nothing_and_ingest_resumes(
     assert run_cli("--home", str(host), "verify", env={"NBGOV_LEDGER": url}).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_local_ledger_migrated_to_the_team_backend_verifies_with_its_checkpoints(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     local = tmp_path / "local"
@@ -224,6 +230,7 @@ def test_commit_conflicts_are_retried_and_other_errors_are_not() -> None:
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_a_query_ingests_only_when_this_host_has_something_pending(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from nbgov.ledger.ducklake import nothing_pending
@@ -246,21 +253,16 @@ def test_a_query_ingests_only_when_this_host_has_something_pending(
     assert not nothing_pending(spool)  # when in doubt, ingest
 
 
+@pytest.mark.slow
 def test_a_notebook_session_ending_while_postgres_is_down_keeps_its_events(
-        postgres, team_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from IPython.core.interactiveshell import InteractiveShell
-
+        postgres, team_database: str, make_shell, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from nbgov.errors import NbgovWarning
 
     url = _url(postgres, team_database, tmp_path / "data")
     host = tmp_path / "host"
     assert run_cli("--home", str(host), "init", env={"NBGOV_LEDGER": url}).returncode == 0
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("NBGOV_HOME", str(host))
-    monkeypatch.setenv("NBGOV_LEDGER", url)
-    monkeypatch.setenv("NBGOV_LOCK_TIMEOUT", "5")
-    shell = InteractiveShell()
-    assert shell.run_cell("%load_ext nbgov").success
+    # nbgov loaded (asserted); every cell must succeed
+    shell = make_shell(home=host, env={"NBGOV_LEDGER": url, "NBGOV_LOCK_TIMEOUT": "5"}, raise_errors=True)
     assert shell.run_cell("total = sum(range(10))").success
     postgres.stop()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from helpers import VECTORS
+from support.helpers import VECTORS
 
 
 def test_every_vector_file_is_present_and_unchanged() -> None:

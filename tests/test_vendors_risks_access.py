@@ -9,7 +9,6 @@ from pathlib import Path
 import blake3
 import pytest
 
-from helpers import as_user, bias_test, run_cli, train_version, write_policy
 from nbgov import events
 from nbgov.errors import AccessError, ApprovalRefused, PermissionDenied, RiskError, VendorError
 from nbgov.fingerprint import fingerprint_file
@@ -21,6 +20,7 @@ from nbgov.governance.risks import record_risk, set_tier
 from nbgov.governance.vendors import link_vendor, register_vendor
 from nbgov.ledger import envelope
 from nbgov.ledger.facade import Ledger
+from support.helpers import as_user, bias_test, run_cli, train_version, write_policy
 
 TODAY = dt.date(2026, 11, 28)
 

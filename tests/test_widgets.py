@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import as_user, bias_test, governed_ledger, train_version, wait_for, write_policy
 from nbgov.governance.policy import load_policy
 from nbgov.ledger.facade import Ledger
+from support.helpers import as_user, bias_test, governed_ledger, train_version, wait_for, write_policy
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +93,7 @@ def test_the_author_sees_why_the_panel_refuses(governed) -> None:  # type: ignor
     assert "denied" in panel.approval_view.value
 
 
+@pytest.mark.slow
 def test_reject_needs_a_reason_and_request_resubmits(governed) -> None:  # type: ignore[no-untyped-def]
     home, policy = governed
     reviewer = _panel(home, "rita", policy)
@@ -163,18 +164,12 @@ def test_an_empty_ledger_shows_what_to_do(home: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from IPython.core.interactiveshell import InteractiveShell
-
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("NBGOV_HOME", str(tmp_path / "ledger"))
-    monkeypatch.setenv("NBGOV_POLICY", str(write_policy(tmp_path).source))
+def shell(make_shell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The shared shell (conftest.py) under the test policy, run from tmp_path; every cell here
+    must succeed, so a failing one raises its own error."""
+    policy = str(write_policy(tmp_path).source)
     monkeypatch.chdir(tmp_path)
-    shell = InteractiveShell()
-    shell.colors = "NoColor"
-    assert shell.run_cell("%load_ext nbgov").success
-    yield shell
-    shell.run_cell("%unload_ext nbgov")
+    return make_shell(env={"NBGOV_POLICY": policy}, raise_errors=True)
 
 
 def test_session_tab_follows_the_cells_and_the_provenance_form_declares(shell, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import (
+
+from nbgov.ledger.facade import Ledger
+from support.browser import (
     artifacts_dir,
     chromium_page,
     error_outputs,
@@ -24,9 +26,7 @@ from browser import (
     run_all_cells,
     screenshot,
 )
-
-from helpers import governed_ledger
-from nbgov.ledger.facade import Ledger
+from support.helpers import governed_ledger
 
 EXAMPLE = Path(__file__).parents[1] / "example_notebooks" / "review_panel.ipynb"
 

@@ -12,7 +12,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import (
+
+from nbgov.ledger.facade import Ledger
+from support.browser import (
     NOTEBOOK7_KNOWN_ERRORS,
     artifacts_dir,
     chromium_page,
@@ -24,9 +26,7 @@ from browser import (
     run_all_cells,
     screenshot,
 )
-
-from helpers import governed_ledger
-from nbgov.ledger.facade import Ledger
+from support.helpers import governed_ledger
 
 EXAMPLE = Path(__file__).parents[1] / "example_notebooks" / "review_panel.ipynb"
 

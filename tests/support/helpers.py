@@ -1,4 +1,5 @@
-"""Helpers shared by the tests (tests/ is on sys.path through pytest's pythonpath setting)."""
+"""Helpers shared by the tests, imported as ``support.helpers`` (tests/ is on sys.path through pytest's
+pythonpath setting)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-WORKERS = Path(__file__).parent / "workers"
+import click
+
+TESTS = Path(__file__).parents[1]
+WORKERS = TESTS / "workers"
 #: Third-party known-answer data kept with the tests, each set beside its LICENSE and README
 #: (tests/data/vectors/README.md says where they come from).
-VECTORS = Path(__file__).parent / "data" / "vectors"
+VECTORS = TESTS / "data" / "vectors"
 
 
 def vector_files(*folder: str, pattern: str = "*.json") -> list[Path]:
@@ -47,6 +53,92 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         timeout=timeout,
     )
+
+
+def invoke_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+               input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``nbgov ARGS`` in this process with click's ``CliRunner``, through the console script's
+    own entry point (``nbgov.cli.main.main``: nbgov errors as one line and exit 1, usage errors 2),
+    as :func:`run_cli` runs it in a new process: NBGOV_* settings from outside dropped and *env*
+    added, *cwd* as the working directory, the warning filters of a fresh interpreter (not the
+    suite's), *input* on stdin. The result is a CompletedProcess like run_cli's; an uncaught
+    exception gives its traceback on stderr and status 1, as the interpreter would.
+
+    For tests of how the command line maps arguments and options to output, files and errors.
+    What depends on the process itself stays with run_cli: a fresh environment or PATH, a real
+    kernel, concurrency, signals, a crash, and every command that records events (the CLI leaves
+    its spool segment open until the process exits; an in-process run that did so fails here).
+    """
+    import traceback
+
+    from click.testing import CliRunner
+
+    outside: dict[str, str | None] = {
+        name: None for name in os.environ
+        if (name.startswith("NBGOV_") and name != "NBGOV_KEY_DIR") or name == "JUPYTERHUB_USER"}
+    # The terminal size a process with its output on a pipe gets (shutil's fallback, or COLUMNS).
+    terminal = {"COLUMNS": os.environ.get("COLUMNS") or "80", "LINES": os.environ.get("LINES") or "24"}
+    spool_before = _open_spool_files()
+    previous = os.getcwd()
+    with warnings.catch_warnings():  # main() replaces warnings.showwarning: restored on exit
+        _fresh_interpreter_warning_filters()
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            result = CliRunner().invoke(_ConsoleScript("nbgov"), list(args), input=input,
+                                        env={**outside, **terminal, **(env or {})}, prog_name="nbgov")
+        finally:
+            os.chdir(previous)
+    left_open = sorted(path for fd, path in _open_spool_files().items() if fd not in spool_before)
+    assert not left_open, (f"nbgov {' '.join(args)} recorded events and left {left_open} open in the test "
+                           "process: test it with run_cli")
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["nbgov", *args], result.exit_code, result.stdout, stderr)
+
+
+class _ConsoleScript(click.Command):
+    """``nbgov.cli.main.main`` in the shape ``CliRunner.invoke`` calls (``main(args=...)``)."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        from click import formatting
+
+        from nbgov.cli.main import main
+
+        # CliRunner forces 80 columns on help; a process sizes it to its terminal (COLUMNS, or 80
+        # on a pipe), as invoke_cli's environment says.
+        forced, formatting.FORCED_WIDTH = formatting.FORCED_WIDTH, None
+        try:
+            main(list(args or ()))
+        finally:
+            formatting.FORCED_WIDTH = forced
+
+
+def _fresh_interpreter_warning_filters() -> None:
+    """The warning filters of ``python`` started without -W or PYTHONWARNINGS (the suite's own
+    turn NbgovWarning into an error; a user's nbgov prints it as ``nbgov: warning: ...``)."""
+    warnings.resetwarnings()
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.filterwarnings("ignore", category=category, append=True)
+
+
+def _open_spool_files() -> dict[int, str]:
+    """The spool segments this process holds open, by descriptor (Linux: /proc/self/fd)."""
+    found: dict[int, str] = {}
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except FileNotFoundError:
+        return found
+    for fd in descriptors:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if "/spool/" in target:
+            found[int(fd)] = target
+    return found
 
 
 def wait_for(condition: Callable[[], object], what: str, *, timeout: float = 300,

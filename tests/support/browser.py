@@ -1,6 +1,7 @@
 """Harness for end-to-end tests of nbgov's widgets in a real JupyterLab driven by headless Chromium.
 
-Not a test module: browser tests import it (tests/ is on sys.path through pytest's pythonpath).
+Not a test module: browser tests import it as ``support.browser`` (tests/ is on sys.path through
+pytest's pythonpath).
 It runs offline: Debian's ``chromium`` (never ``playwright install``), Playwright for Python,
 JupyterLab with every internet feature switched off. The measured facts and pitfalls behind each
 choice are in shared/BROWSER_TESTS.md; the pitfall numbers below refer to it.
@@ -56,7 +57,7 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Error, Page
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Read once at import (collection) time: the autouse fixture in conftest.py deletes every NBGOV_*
 # variable before each test body runs, so reading os.environ inside a test would never see these.
@@ -65,7 +66,7 @@ _ARTIFACTS_AT_IMPORT = os.environ.get("NBGOV_TEST_ARTIFACTS", "")
 
 #: Every process of one server (the server, its kernels, whatever they start) carries this
 #: variable, set to the server's id: how the clean-up finds kernels, which run in their own
-#: session (pitfall 12). Not NBGOV_* so that helpers.clean_env() in a kernel does not drop it.
+#: session (pitfall 12). Not NBGOV_* so that support.helpers.clean_env() in a kernel does not drop it.
 MARKER_VAR = "_NBGOV_TEST_SERVER_ID"
 
 #: Hides the "get notified about Jupyter news?" toast, which can cover a widget (pitfall 4).

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for the team-backend tests (tests/ is on sys.path).
+"""A throwaway PostgreSQL server for the team-backend tests (``support.pg_server``: tests/ is on sys.path).
 
 ``PostgresServer.start(base_dir)`` runs ``initdb`` in ``base_dir/data`` (superuser ``nbgov``, UTF8,
 trust authentication) and starts a server listening on 127.0.0.1 only, on a free port, with its unix
@@ -15,7 +15,7 @@ Fixtures:
   skipped when no server can be started, unless ``NBGOV_TEAM_TESTS=required`` (CI), which fails.
 * ``team_database`` (function): a fresh, uniquely named database on that server, dropped afterwards.
 
-Register the module as a plugin in a test module, ``pytest_plugins = ["pg_server"]``, rather than
+Register the module as a plugin in a test module, ``pytest_plugins = ["support.pg_server"]``, rather than
 importing the fixtures: each module importing a session fixture would get a server of its own.
 (PYTEST_DONT_REWRITE: test modules import this module before pytest registers it as a plugin.)
 """
