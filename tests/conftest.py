@@ -11,8 +11,9 @@ from hypothesis import settings
 
 from helpers import run_cli
 
-# The PostgreSQL server fixtures (`postgres`, `team_database`) for the team backend's tests.
-pytest_plugins = ["pg_server"]
+# The PostgreSQL server fixtures (`postgres`, `team_database`) for the team backend's tests, and the
+# capture corpus's totals printed at the end of a run (tests/test_corpus.py).
+pytest_plugins = ["pg_server", "corpus_report"]
 
 # Property tests check results, never time: no per-example deadline (a busy CI machine would
 # otherwise fail an example for being slow). A test's own @settings overrides only what it names.
