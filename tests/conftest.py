@@ -19,8 +19,9 @@ from support.helpers import isolated_module_environment, run_cli
 if TYPE_CHECKING:
     from support.ipython import NotebookShell, ShellFactory
 
-# The PostgreSQL server fixtures (`postgres`, `team_database`) for the team backend's tests.
-pytest_plugins = ["support.pg_server"]
+# The PostgreSQL server fixtures (`postgres`, `team_database`) for the team backend's tests, and the
+# capture corpus's totals printed at the end of a run (tests/test_corpus.py).
+pytest_plugins = ["support.pg_server", "support.corpus_report"]
 
 EXAMPLES = Path(__file__).parents[1] / "example_notebooks"
 
