@@ -443,7 +443,7 @@ def run_plain(case: str, base: Path) -> list[str]:
 def main(argv: list[str]) -> int:
     import tempfile
 
-    from corpus_report import format_totals
+    from support.corpus_report import format_totals
 
     if argv[:1] == ["--plain"]:
         failures = []
