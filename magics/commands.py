@@ -348,7 +348,7 @@ class NbgovMagics(Magics):
         recorder = self.session.recorder
         code = self.shell.transform_cell(cell)
         tree = ast.parse(code)
-        recorder.guard("cell analysis", recorder.analyze, tree)
+        recorder.guard("cell analysis", recorder.analyze, tree, "<nbgov train>")
         recorder.set_model_name(args.model)
         exec(compile(tree, "<nbgov train>", "exec"), self.shell.user_ns)  # noqa: S102
         return None

@@ -74,7 +74,7 @@ class NotebookSession:
         def ast_parse(source: str, filename: str = "<unknown>", symbol: str = "exec") -> Any:
             tree = original(source, filename, symbol)
             if isinstance(tree, ast.Module):
-                recorder.guard("cell analysis", recorder.parsed, tree)
+                recorder.guard("cell analysis", recorder.parsed, tree, filename)
             return tree
 
         compiler.ast_parse = ast_parse

@@ -176,8 +176,8 @@ class ProvenanceTracker:
         earlier = self.names
         sources: dict[str, set[str]] = {}  # names bound so far in this cell -> what they came from
         data: dict[str, set[str]] = {}  # ... and the datasets their statements read
-        for index, statement in enumerate(flow.statements):
-            statement_reads = pinned.get(index, set())
+        for statement in flow.statements:
+            statement_reads = pinned.get(statement.top, set())
             for name in statement.defines:
                 came_from: set[str] = set()
                 read_data: set[str] = set()

@@ -45,7 +45,9 @@ class StatementFlow:
     statements (inside a branch or loop) may or may not have run: what they bind adds to a name's
     sources instead of replacing them. ``functions`` are the functions (and classes) the statement
     defines, with the globals their bodies read (a call depends on those). ``lines`` is the
-    statement's first and last line in the cell.
+    statement's first and last line in the cell and ``top`` the ordinal of the top-level statement
+    it belongs to (a compound statement is flattened into several flows). ``fit_target`` is the
+    name a ``name = <estimator expression>.fit(...)`` statement binds the fitted estimator to.
     """
 
     uses: frozenset[str]
@@ -55,6 +57,8 @@ class StatementFlow:
     conditional: bool = False
     functions: Mapping[str, frozenset[str]] = field(default_factory=dict)
     lines: tuple[int, int] = (0, 0)
+    top: int = 0
+    fit_target: str | None = None
 
     def sources(self, name: str) -> frozenset[str]:
         return self.deps.get(name, self.uses)
@@ -89,13 +93,22 @@ class CellFlow:
         return frozenset(outside)
 
     def statement_at(self, line: int) -> int | None:
-        """The index of the top-level statement that holds *line* (its first statement's index
-        when a compound statement was flattened into several), or None."""
-        for index, statement in enumerate(self.statements):
+        """The ordinal of the top-level statement that holds *line* (see ``StatementFlow.top``),
+        or None."""
+        for statement in self.statements:
             first, last = statement.lines
             if first <= line <= last:
-                return index
+                return statement.top
         return None
+
+    def statement(self, top: int) -> StatementFlow | None:
+        """The flows of top-level statement *top* merged: what it reads, binds and fit-names."""
+        flows = [s for s in self.statements if s.top == top]
+        if not flows:
+            return None
+        return StatementFlow(frozenset().union(*(f.uses for f in flows)),
+                             frozenset().union(*(f.defines for f in flows)), lines=flows[0].lines,
+                             top=top, fit_target=next((f.fit_target for f in flows if f.fit_target), None))
 
 
 class _Names(ast.NodeVisitor):
@@ -341,8 +354,10 @@ def _simple(node: ast.stmt, control: frozenset[str], conditional: bool,
                 set() if isinstance(node.target, ast.Name) else set(_names(node.target).uses))
     for root, read in names.mutates.items():
         deps.setdefault(root, {root}).update(read | {root})
-    return _flow(names.uses, deps, names.mutates, names.functions, control, conditional, lines,
+    flow = _flow(names.uses, deps, names.mutates, names.functions, control, conditional, lines,
                  defines=names.defines)
+    fit_name = _fit_target(node)
+    return dataclasses.replace(flow, fit_target=fit_name) if fit_name else flow
 
 
 def _flow(uses: set[str], deps: dict[str, set[str]], mutates: Mapping[str, set[str]],
@@ -361,6 +376,20 @@ def _flow(uses: set[str], deps: dict[str, set[str]], mutates: Mapping[str, set[s
 def analyze_cell(tree: ast.Module) -> CellFlow:
     """Def-use facts of a parsed cell, statement by statement (compound statements flattened)."""
     flows: list[StatementFlow] = []
-    for statement in tree.body:
-        flows += _statements(statement, frozenset(), False)
+    for top, statement in enumerate(tree.body):
+        flows += [dataclasses.replace(flow, top=top) for flow in _statements(statement, frozenset(), False)]
     return CellFlow(tuple(flows))
+
+
+def _fit_target(node: ast.stmt) -> str | None:
+    """``name = <expression>.fit(...)``: the name the fitted estimator is bound to."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target, value = node.targets[0], node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target, value = node.target, node.value
+    else:
+        return None
+    if (isinstance(target, ast.Name) and isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute) and value.func.attr == "fit"):
+        return target.id
+    return None

@@ -64,6 +64,8 @@ class FitRecord:
     features: list[str] | None
     explicit_name: str | None
     sample_weight: dict[str, Any] | None = None
+    #: the name its statement binds it to (``model = Est().fit(...)``), when that is how it is bound
+    target: str | None = None
 
 
 def weights_summary(weights: Any) -> dict[str, Any] | None:

@@ -16,12 +16,14 @@ import ast
 import contextlib
 import hashlib
 import os
+import sys
 import threading
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 from nbgov._version import __version__
@@ -52,7 +54,7 @@ T = TypeVar("T")
 class _Cell:
     """The cell running now (a plain class: one is made around every cell)."""
 
-    __slots__ = ("cell_id", "flow", "model_name", "node", "pending", "reads", "source",
+    __slots__ = ("cell_id", "filename", "flow", "model_name", "node", "pending", "reads", "source",
                  "started_ns", "_base", "_session")
 
     def __init__(self, node: str, base: Session, source: str, cell_id: str | None,
@@ -64,7 +66,10 @@ class _Cell:
         self.cell_id = cell_id
         self.flow = flow
         self.model_name: str | None = None
-        self.reads: list[str] = []
+        #: the file name the cell's code was compiled under (its frames say which statement runs)
+        self.filename: str | None = None
+        #: datasets read, each with the top-level statement that read it (None: not known)
+        self.reads: list[tuple[str, int | None]] = []
         self.pending: list[Callable[[], None]] = []
         self._session: Session | None = None
 
@@ -256,19 +261,38 @@ class RecordingSession:
             self._flows[source] = flow
         return flow
 
-    def analyze(self, tree: ast.Module) -> None:
+    def analyze(self, tree: ast.Module, filename: str | None = None) -> None:
         """Use *tree* for the running cell's def-use facts (``%%nbgov train`` runs its body)."""
         if self._cell is not None:
             self._cell.flow = analyze_cell(tree)
+            self._cell.filename = filename
 
-    def parsed(self, tree: ast.Module) -> None:
-        """IPython parsed the running cell into *tree*: analyse it, unless this source was seen."""
+    def parsed(self, tree: ast.Module, filename: str | None = None) -> None:
+        """IPython parsed the running cell into *tree* (to compile it as *filename*): analyse it,
+        unless this source was seen."""
         cell = self._cell
-        if cell is not None and cell.flow is None:
+        if cell is None:
+            return
+        cell.filename = filename
+        if cell.flow is None:
             cell.flow = analyze_cell(tree)
             if len(self._flows) > 2048:
                 self._flows.clear()
             self._flows[cell.source] = cell.flow
+
+    def running_statement(self) -> int | None:
+        """The top-level statement of the running cell that is executing now (found from the
+        call stack: the frame of the cell's own code), or None outside a cell."""
+        cell = self._cell
+        if cell is None or cell.flow is None or cell.filename is None:
+            return None
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            code = frame.f_code
+            if code.co_filename == cell.filename and code.co_name == "<module>":
+                return cell.flow.statement_at(frame.f_lineno)
+            frame = frame.f_back
+        return None
 
     def set_model_name(self, name: str) -> None:
         """Name the models fitted in the running cell (``%%nbgov train --model NAME``)."""
@@ -292,7 +316,7 @@ class RecordingSession:
                 started_at=format_time(cell.started_ns),
                 duration_us=(time.time_ns() - cell.started_ns) // 1000, ok=ok,
                 error_type=error_type, uses=flow.sorted_uses, defines=flow.sorted_defines,
-                inputs=upstream + sorted(set(cell.reads)),
+                inputs=upstream + sorted({node for node, _ in cell.reads}),
                 bindings=[b.as_dict() for b in bindings] or None, redactions=redactions,
             )
             session = cell.session.encoded if cell._session is not None else encode_plain(

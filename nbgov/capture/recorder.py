@@ -122,7 +122,7 @@ class Recorder(RecordingSession):
         path, fingerprint = locate(source, self.fingerprints)
         dataset = dataset_node(path, fingerprint)
         if self._cell is not None:
-            self._cell.reads.append(dataset)
+            self._cell.reads.append((dataset, self.running_statement()))
         rows, columns = shape_of(result)
         self.append(DatasetRead(
             path=path, **fingerprint_fields(fingerprint), rows=rows, columns=columns, via=via,
@@ -165,12 +165,16 @@ class Recorder(RecordingSession):
         data = {key: fingerprint_object(value).as_dict() for key, value in (("X", X), ("y", y))
                 if value is not None}
         weights = kwargs.get("sample_weight", args[2] if method == "fit" and len(args) > 2 else None)
+        top = self.running_statement()
+        flow = self._cell.flow if self._cell is not None else None
+        statement = flow.statement(top) if top is not None and flow is not None else None
         return FitRecord(
             estimator=estimator, method=method, started_ns=time.time_ns(), data=data,
             inputs=self.inputs_of([v for v in (X, y, weights) if v is not None]),
             n_samples=rows_of(X), features=features_of(X),
             explicit_name=self._cell.model_name if self._cell is not None else None,
             sample_weight=weights_summary(weights),
+            target=statement.fit_target if statement is not None and method == "fit" else None,
         )
 
     def fit_finished(self, record: FitRecord) -> None:
@@ -206,6 +210,8 @@ class Recorder(RecordingSession):
         for key, value in list(self.namespace.items()):
             if value is record.estimator and not key.startswith("_"):
                 return key, "variable"
+        if record.target is not None:  # model = Estimator(...).fit(...): named by its statement
+            return record.target, "variable"
         return (None, None) if not final else (None, "class")
 
     def _defer(self, emit: Callable[[], None]) -> None:
@@ -253,7 +259,7 @@ class Recorder(RecordingSession):
             return  # not predictions of a captured model: not an evaluation we can attribute
         ref, x_print = traced
         self.append(MetricsLogged(
-            metrics={metric.rsplit(".", 1)[-1]: to_json_value(value)}, **ref.fields(),
+            metrics={metric.rsplit(".", 1)[-1]: _structured(value)}, **ref.fields(),
             dataset=x_print, via=metric,
             data={"y_true": fingerprint_object(y_true).digest or None,
                   "y_pred": fingerprint_object(y_pred).digest or None},
@@ -306,7 +312,29 @@ class Recorder(RecordingSession):
                 elif key in self.provenance.names:
                     found.add(self.provenance.names[key])
             if not found and cell is not None:
-                uses = cell.flow.uses if cell.flow is not None else frozenset()
-                found = self.provenance.variables(uses) | set(cell.reads)
+                found = self._statement_sources(cell)
             nodes |= found
         return sorted(nodes) or ([self._here()] if cell is not None else [])
+
+    def _statement_sources(self, cell: Any) -> set[str]:
+        """What an unnamed temporary of the running statement can have come from: the names that
+        statement reads and the datasets it read (the whole cell's when the statement is not
+        known)."""
+        top = self.running_statement()
+        statement = cell.flow.statement(top) if top is not None and cell.flow is not None else None
+        if statement is None:
+            uses = cell.flow.uses if cell.flow is not None else frozenset()
+            return self.provenance.variables(uses) | {node for node, _ in cell.reads}
+        reads = {node for node, at in cell.reads if at == top}
+        defined_here = cell.flow.defines if cell.flow is not None else frozenset()
+        here = {variable_node(cell.node, name) for name in statement.uses if name in defined_here}
+        return self.provenance.variables(statement.uses - defined_here) | here | reads
+
+
+def _structured(value: Any) -> Any:
+    """A metric's value as JSON, matrices whole (a confusion matrix of any size up to 10,000
+    cells, where :func:`to_json_value` would describe a large array instead)."""
+    size = getattr(value, "size", None)
+    if hasattr(value, "tolist") and isinstance(size, int) and size <= 10_000:
+        return to_json_value(value.tolist())
+    return to_json_value(value)

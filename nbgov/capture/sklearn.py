@@ -28,8 +28,8 @@ METRICS = (
     "accuracy_score", "balanced_accuracy_score", "precision_score", "recall_score", "f1_score",
     "fbeta_score", "roc_auc_score", "average_precision_score", "log_loss", "brier_score_loss",
     "matthews_corrcoef", "cohen_kappa_score", "jaccard_score", "hamming_loss", "zero_one_loss",
-    "confusion_matrix", "top_k_accuracy_score", "mean_squared_error", "root_mean_squared_error",
-    "mean_absolute_error", "median_absolute_error", "r2_score", "explained_variance_score",
+    "confusion_matrix", "classification_report", "top_k_accuracy_score", "mean_squared_error",
+    "root_mean_squared_error", "mean_absolute_error", "median_absolute_error", "r2_score", "explained_variance_score",
     "mean_absolute_percentage_error", "max_error", "mean_squared_log_error",
 )
 _PREDICTION_ARGS = ("y_pred", "y_score", "y_prob", "y_proba", "probas_pred")
@@ -75,8 +75,12 @@ def _metric(original: Callable[..., Any], name: str) -> Callable[..., Any]:
         y_true = args[0] if args else kwargs.get("y_true")
         y_pred = args[1] if len(args) > 1 else next(
             (kwargs[k] for k in _PREDICTION_ARGS if k in kwargs), None)
-        if y_pred is not None:
-            recorder.metric_computed(name, y_true, y_pred, result)
+        if y_pred is None:
+            return
+        if name.endswith("classification_report") and isinstance(result, str):
+            # The report the user printed, as the structure it describes (per class and average).
+            result = original(*args, **{**kwargs, "output_dict": True})
+        recorder.metric_computed(name, y_true, y_pred, result)
 
     return reporting(original, "evaluation", report, user_calls_only=True)
 
