@@ -29,7 +29,8 @@ METRICS = (
     "fbeta_score", "roc_auc_score", "average_precision_score", "log_loss", "brier_score_loss",
     "matthews_corrcoef", "cohen_kappa_score", "jaccard_score", "hamming_loss", "zero_one_loss",
     "confusion_matrix", "classification_report", "top_k_accuracy_score", "mean_squared_error",
-    "root_mean_squared_error", "mean_absolute_error", "median_absolute_error", "r2_score", "explained_variance_score",
+    "root_mean_squared_error", "mean_absolute_error", "median_absolute_error", "r2_score",
+    "explained_variance_score",
     "mean_absolute_percentage_error", "max_error", "mean_squared_log_error",
 )
 _PREDICTION_ARGS = ("y_pred", "y_score", "y_prob", "y_proba", "probas_pred")
