@@ -150,7 +150,7 @@ def actual_answers(home: Path) -> tuple[dict[str, Any], list[str]]:
         for r in optional("model_searches", "SELECT * FROM model_searches")]
     found["cross_validations"] = [
         {"function": _last(r["function"]), "estimator": _last(r["estimator"]), "folds": _int(r["folds"]),
-         "scores": _json(r["scores"])}
+         "scores": _json(r["test_scores"])}
         for r in optional("cross_validations", "SELECT * FROM cross_validations")]
     files = optional("model_files", "SELECT * FROM model_files")
     found["saved"] = [{"model": r["model"], "version": _int(r["version"]), "file": _base(r["path"])}

@@ -12,6 +12,7 @@ from typing import Any
 
 from nbgov.capture.dataio import install_dataio
 from nbgov.capture.patching import Patches
+from nbgov.capture.search import install_model_selection
 from nbgov.capture.sklearn import install_sklearn
 
 __all__ = ["Capture"]
@@ -30,6 +31,7 @@ class Capture:
             return
         install_dataio(self.patches)
         install_sklearn(self.patches, self.namespace)
+        install_model_selection(self.patches, self.namespace)
         self.patches.rebind(self.namespace)
         self.installed = True
 

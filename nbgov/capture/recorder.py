@@ -34,13 +34,16 @@ from nbgov.capture.datasets import (
 )
 from nbgov.capture.estimators import FitRecord, ModelRef, describe_estimator, weights_summary
 from nbgov.capture.lifecycle import RecordingSession
+from nbgov.capture.search import describe_cross_validation, describe_search, is_search
 from nbgov.errors import NbgovError
 from nbgov.events import (
+    CrossValidated,
     DatasetDeclared,
     DatasetRead,
     DatasetWritten,
     MetricsLogged,
     ModelFitted,
+    ModelSearched,
     ParamsLogged,
     PredictionMade,
 )
@@ -187,6 +190,24 @@ class Recorder(RecordingSession):
     def _emit_fit(self, record: FitRecord, name: str | None, source: str | None) -> None:
         estimator = record.estimator
         name = name or type(estimator).__name__.lower()
+        if is_search(estimator):
+            self._emit_search(record, name, source)
+            return
+        self._emit_version(record, estimator, name, source)
+
+    def _emit_search(self, record: FitRecord, name: str, source: str | None) -> None:
+        """A search: one search record, and its refitted best estimator as the model version."""
+        search_id = self.append(ModelSearched(model=name, **describe_search(record.estimator),
+                                              data=record.data, inputs=sorted(set(record.inputs)) or None))
+        best = getattr(record.estimator, "best_estimator_", None)
+        if best is None:
+            return  # refit=False: the search chose, but trained nothing to use
+        ref = self._emit_version(record, best, name, source, search=search_id)
+        self.models.register(record.estimator, ref)  # grid.predict(...) is the best estimator's
+        self.provenance.register(record.estimator, [ref.node])
+
+    def _emit_version(self, record: FitRecord, estimator: Any, name: str, source: str | None,
+                      search: str | None = None) -> ModelRef:
         info = describe_estimator(estimator)
         inputs = sorted(set(record.inputs))
         # No version number here: the ledger numbers the fit at ingest. Until then the session
@@ -198,11 +219,26 @@ class Recorder(RecordingSession):
             data=record.data, model_fingerprint=info.fingerprint,
             started_at=format_time(record.started_ns),
             duration_us=(time.time_ns() - record.started_ns) // 1000, inputs=inputs,
-            name_source=source or "class", sample_weight=record.sample_weight,
+            name_source=source or "class", sample_weight=record.sample_weight, search=search,
         ))
         ref = ModelRef(name, fit=fit)
         self.models.register(estimator, ref)
         self.provenance.register(estimator, [ref.node])
+        return ref
+
+    def cross_validated(self, function: str, args: tuple[Any, ...], kwargs: Mapping[str, Any],
+                        result: Any) -> None:
+        """The user cross-validated an estimator's configuration (no model version results)."""
+        estimator = args[0] if args else kwargs.get("estimator")
+        X = args[1] if len(args) > 1 else kwargs.get("X")
+        y = args[2] if len(args) > 2 else kwargs.get("y")
+        ref = self.models.lookup(estimator)
+        data = {key: fingerprint_object(value).as_dict() for key, value in (("X", X), ("y", y))
+                if value is not None}
+        inputs = ([ref.node] if ref else []) + self.inputs_of([v for v in (X, y) if v is not None])
+        self.append(CrossValidated(
+            **describe_cross_validation(function, args, dict(kwargs), result), data=data or None,
+            **(ref.fields() if ref else {}), inputs=sorted(set(inputs)) or None))
 
     def _model_name(self, record: FitRecord, final: bool = False) -> tuple[str | None, str | None]:
         if record.explicit_name:

@@ -24,7 +24,9 @@ __all__ = [
     "DatasetRead",
     "DatasetWritten",
     "MetricsLogged",
+    "CrossValidated",
     "ModelFitted",
+    "ModelSearched",
     "ParamsLogged",
     "PredictionMade",
     "SessionEnded",
@@ -182,6 +184,59 @@ class ModelFitted(Event):
     name_source: str | None = None
     sample_weight: dict[str, Any] | None = None
     search: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSearched(Event):
+    """A hyperparameter search ran (GridSearchCV, RandomizedSearchCV, the halving searches).
+
+    ``space`` is the searched grid or distributions; ``candidates`` and ``folds`` how many
+    parameter settings and cross-validation splits it tried; ``best_params``/``best_score`` what
+    it chose; ``results`` a compact ``cv_results_`` (per candidate: its parameters, mean and
+    standard deviation of each test score, rank). When it refits, its best estimator is the model
+    version (a ``model_fitted`` event naming this one in ``search``).
+    """
+
+    TYPE: ClassVar[str] = "model_searched"
+    model: str
+    search: str
+    estimator: str
+    candidates: int
+    folds: int | None = None
+    space: Any = None
+    scoring: Any = None
+    refit: Any = None
+    best_params: dict[str, Any] | None = None
+    best_score: float | str | None = None
+    best_index: int | None = None
+    results: list[dict[str, Any]] | None = None
+    data: dict[str, Any] | None = None
+    inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class CrossValidated(Event):
+    """A cross-validation ran (``cross_val_score``, ``cross_validate``, ``cross_val_predict``):
+    the estimator's configuration was fitted and scored on each fold; no model version results.
+
+    ``scores`` maps each score (``test_score``, ``test_roc_auc``, ...) to its value per fold and
+    ``means`` to its mean; ``model``/``version``/``fit`` name the recorded version whose
+    configuration was cross-validated, when the estimator given was one.
+    """
+
+    TYPE: ClassVar[str] = "cross_validated"
+    function: str
+    estimator: str
+    params: dict[str, Any]
+    folds: int | None = None
+    scoring: Any = None
+    scores: dict[str, list[Any]] | None = None
+    means: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    model: str | None = None
+    version: int | None = None
+    fit: str | None = None
+    inputs: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,30 @@ CREATE OR REPLACE VIEW predictions AS
          session->>'session_id' AS session_id, actor
   FROM events WHERE type = 'prediction_made';
 
+-- One row per hyperparameter search, with the model version of its refitted best estimator.
+CREATE OR REPLACE VIEW model_searches AS
+  SELECT e.seq, e.event_time, e.payload->>'model' AS model, f.version, e.payload->>'search' AS search,
+         e.payload->>'estimator' AS estimator, (e.payload->>'candidates')::INTEGER AS candidates,
+         (e.payload->>'folds')::INTEGER AS folds, e.payload->'space' AS space,
+         e.payload->'scoring' AS scoring, e.payload->'best_params' AS best_params,
+         TRY_CAST(e.payload->>'best_score' AS DOUBLE) AS best_score, e.payload->'results' AS results,
+         e.session->>'session_id' AS session_id, e.actor, e.event_id
+  FROM events e
+  LEFT JOIN events b ON b.type = 'model_fitted' AND (b.payload->>'search') = e.event_id
+  LEFT JOIN model_fits f ON f.fit_event_id = b.event_id
+  WHERE e.type = 'model_searched';
+
+-- One row per cross-validation: every score per fold (scores, by name) and the test score's
+-- folds (test_scores).
+CREATE OR REPLACE VIEW cross_validations AS
+  SELECT seq, event_time, payload->>'function' AS function, payload->>'estimator' AS estimator,
+         payload->'params' AS params, (payload->>'folds')::INTEGER AS folds,
+         payload->'scoring' AS scoring, payload->'scores' AS scores,
+         payload->'scores'->'test_score' AS test_scores, payload->'means' AS means,
+         payload->>'model' AS model, fit_version(payload, seq) AS version,
+         session->>'session_id' AS session_id, actor, event_id
+  FROM events WHERE type = 'cross_validated';
+
 CREATE OR REPLACE VIEW capture_failures AS
   SELECT seq, event_time, payload->>'hook' AS hook, payload->>'error_type' AS error_type,
          payload->>'message' AS message, session->>'session_id' AS session_id, actor
