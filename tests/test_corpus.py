@@ -156,7 +156,7 @@ def actual_answers(home: Path) -> tuple[dict[str, Any], list[str]]:
     found["saved"] = [{"model": r["model"], "version": _int(r["version"]), "file": _base(r["path"])}
                       for r in files if r["direction"] == "saved"]
     found["loaded"] = [{"file": _base(r["path"]), "model": r["model"], "version": _int(r["version"])}
-                       for r in files if r["direction"] == "loaded"]
+                       for r in files if r["direction"] == "loaded" and r["version"] is not None]
     found["unrecorded_models"] = [{"file": _base(r["path"])}
                                   for r in optional("unrecorded_models", "SELECT * FROM unrecorded_models")]
 

@@ -47,7 +47,8 @@ class StatementFlow:
     defines, with the globals their bodies read (a call depends on those). ``lines`` is the
     statement's first and last line in the cell and ``top`` the ordinal of the top-level statement
     it belongs to (a compound statement is flattened into several flows). ``fit_target`` is the
-    name a ``name = <estimator expression>.fit(...)`` statement binds the fitted estimator to.
+    name a ``name = <estimator expression>.fit(...)`` statement binds the fitted estimator to;
+    ``target`` the one name a plain ``name = ...`` statement binds.
     """
 
     uses: frozenset[str]
@@ -59,6 +60,7 @@ class StatementFlow:
     lines: tuple[int, int] = (0, 0)
     top: int = 0
     fit_target: str | None = None
+    target: str | None = None
 
     def sources(self, name: str) -> frozenset[str]:
         return self.deps.get(name, self.uses)
@@ -108,7 +110,8 @@ class CellFlow:
             return None
         return StatementFlow(frozenset().union(*(f.uses for f in flows)),
                              frozenset().union(*(f.defines for f in flows)), lines=flows[0].lines,
-                             top=top, fit_target=next((f.fit_target for f in flows if f.fit_target), None))
+                             top=top, fit_target=next((f.fit_target for f in flows if f.fit_target), None),
+                             target=next((f.target for f in flows if f.target), None))
 
 
 class _Names(ast.NodeVisitor):
@@ -357,7 +360,8 @@ def _simple(node: ast.stmt, control: frozenset[str], conditional: bool,
     flow = _flow(names.uses, deps, names.mutates, names.functions, control, conditional, lines,
                  defines=names.defines)
     fit_name = _fit_target(node)
-    return dataclasses.replace(flow, fit_target=fit_name) if fit_name else flow
+    single = _single_target(node)
+    return dataclasses.replace(flow, fit_target=fit_name, target=single) if fit_name or single else flow
 
 
 def _flow(uses: set[str], deps: dict[str, set[str]], mutates: Mapping[str, set[str]],
@@ -379,6 +383,15 @@ def analyze_cell(tree: ast.Module) -> CellFlow:
     for top, statement in enumerate(tree.body):
         flows += [dataclasses.replace(flow, top=top) for flow in _statements(statement, frozenset(), False)]
     return CellFlow(tuple(flows))
+
+
+def _single_target(node: ast.stmt) -> str | None:
+    """``name = ...``: the one name the statement binds."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    if isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name):
+        return node.target.id
+    return None
 
 
 def _fit_target(node: ast.stmt) -> str | None:

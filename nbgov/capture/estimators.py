@@ -18,6 +18,7 @@ from typing import Any
 
 from nbgov.canonical import to_json_value
 from nbgov.fingerprint import Fingerprint, fingerprint_object
+from nbgov.fingerprint.models import model_fingerprint
 
 __all__ = [
     "EstimatorInfo",
@@ -66,6 +67,8 @@ class FitRecord:
     sample_weight: dict[str, Any] | None = None
     #: the name its statement binds it to (``model = Est().fit(...)``), when that is how it is bound
     target: str | None = None
+    #: the parameters the user chose, when the model has no ``get_params`` (a native booster)
+    params: dict[str, Any] | None = None
 
 
 def weights_summary(weights: Any) -> dict[str, Any] | None:
@@ -102,7 +105,7 @@ def describe_estimator(estimator: Any) -> EstimatorInfo:
     params = to_json_value(get_params(deep=True)) if callable(get_params) else {}
     names = getattr(estimator, "feature_names_in_", None)
     n_features: Any = getattr(estimator, "n_features_in_", None)
-    digest = fingerprint_object(estimator).digest or None
+    digest = model_fingerprint(estimator)
     return EstimatorInfo(
         estimator=f"{cls.__module__}.{cls.__qualname__}",
         params=params if isinstance(params, dict) else {"value": params},
@@ -125,15 +128,20 @@ class ModelRegistry:
     """Model versions of one session and the predictions they made."""
 
     _latest: dict[str, ModelRef] = field(default_factory=dict)
+    #: model fingerprint -> the version with that fitted state (a saved and loaded copy is it)
+    by_fingerprint: dict[str, ModelRef] = field(default_factory=dict)
     _by_object: dict[int, tuple[Any, ModelRef]] = field(default_factory=dict)
     _outputs: dict[int, _Output] = field(default_factory=dict)
     _outputs_by_print: dict[str, _Output] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def register(self, estimator: Any, ref: ModelRef) -> None:
-        """*estimator* is (now) the model version *ref*: its latest fit of that name here."""
+    def register(self, estimator: Any, ref: ModelRef, fingerprint: str | None = None) -> None:
+        """*estimator* is (now) the model version *ref*: its latest fit of that name here; a
+        model with the fitted state *fingerprint* is that version too."""
         with self._lock:
             self._latest[ref.name] = ref
+            if fingerprint:
+                self.by_fingerprint[fingerprint] = ref
         self._remember(self._by_object, estimator, ref)
 
     def lookup(self, estimator: Any) -> ModelRef | None:
@@ -161,6 +169,11 @@ class ModelRegistry:
     ) -> None:
         entry = _Output(ref, input_fingerprint, output_fingerprint)
         self._remember(self._outputs, output, entry)
+        owner = _owner(output)
+        if owner is not None and owner is not output:
+            # predict_proba can return a view (xgboost: a transposed stack): a slice of it is a
+            # view of the same owner, which is what tracing walks back to.
+            self._remember(self._outputs, owner, _Output(ref, input_fingerprint, output_fingerprint))
         if output_fingerprint:
             if len(self._outputs_by_print) > 10_000:
                 self._outputs_by_print.clear()
@@ -206,3 +219,14 @@ def _with_bases(values: Any) -> Iterable[Any]:
         current = getattr(current, "base", None)
         if current is not None and not hasattr(current, "shape"):
             return
+
+
+def _owner(values: Any) -> Any:
+    """The array that owns *values*' memory (following ``.base``), or None."""
+    owner = getattr(values, "base", None)
+    for _ in range(8):
+        parent = getattr(owner, "base", None)
+        if parent is None or not hasattr(parent, "shape"):
+            break
+        owner = parent
+    return owner if hasattr(owner, "shape") else None

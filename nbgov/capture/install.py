@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+from nbgov.capture.boosters import install_boosters
 from nbgov.capture.dataio import install_dataio
 from nbgov.capture.patching import Patches
+from nbgov.capture.persistence import install_persistence
 from nbgov.capture.search import install_model_selection
 from nbgov.capture.sklearn import install_sklearn
 
@@ -32,6 +34,8 @@ class Capture:
         install_dataio(self.patches)
         install_sklearn(self.patches, self.namespace)
         install_model_selection(self.patches, self.namespace)
+        install_persistence(self.patches, self.namespace)
+        install_boosters(self.patches, self.namespace)
         self.patches.rebind(self.namespace)
         self.installed = True
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbgov.canonical import to_json_value
+from nbgov.capture.boosters import training_data
 from nbgov.capture.dataflow import variable_node
 from nbgov.capture.datasets import (
     dataset_node,
@@ -34,6 +35,7 @@ from nbgov.capture.datasets import (
 )
 from nbgov.capture.estimators import FitRecord, ModelRef, describe_estimator, weights_summary
 from nbgov.capture.lifecycle import RecordingSession
+from nbgov.capture.persistence import model_file
 from nbgov.capture.search import describe_cross_validation, describe_search, is_search
 from nbgov.errors import NbgovError
 from nbgov.events import (
@@ -43,11 +45,14 @@ from nbgov.events import (
     DatasetWritten,
     MetricsLogged,
     ModelFitted,
+    ModelLoaded,
+    ModelSaved,
     ModelSearched,
     ParamsLogged,
     PredictionMade,
 )
 from nbgov.fingerprint import fingerprint_object
+from nbgov.fingerprint.models import model_fingerprint
 from nbgov.ledger.envelope import format_time
 from nbgov.ledger.facade import Ledger
 
@@ -209,12 +214,13 @@ class Recorder(RecordingSession):
     def _emit_version(self, record: FitRecord, estimator: Any, name: str, source: str | None,
                       search: str | None = None) -> ModelRef:
         info = describe_estimator(estimator)
+        params = record.params if record.params is not None else info.params
         inputs = sorted(set(record.inputs))
         # No version number here: the ledger numbers the fit at ingest. Until then the session
         # knows the version by this event's id.
         fit = self.append(ModelFitted(
             model=name, estimator=info.estimator,
-            params=self.secrets.redact_value(info.params), n_samples=record.n_samples,
+            params=self.secrets.redact_value(params), n_samples=record.n_samples,
             n_features=info.n_features, features=record.features or info.features,
             data=record.data, model_fingerprint=info.fingerprint,
             started_at=format_time(record.started_ns),
@@ -222,9 +228,57 @@ class Recorder(RecordingSession):
             name_source=source or "class", sample_weight=record.sample_weight, search=search,
         ))
         ref = ModelRef(name, fit=fit)
-        self.models.register(estimator, ref)
+        self.models.register(estimator, ref, info.fingerprint)
         self.provenance.register(estimator, [ref.node])
         return ref
+
+    # -- model files ----------------------------------------------------------------------------
+
+    def _known_model(self, model: Any) -> tuple[ModelRef | None, str | None]:
+        """The version *model* is, as this session knows it (by object or fitted state)."""
+        fingerprint = model_fingerprint(model)
+        ref = self.models.lookup(model)
+        if ref is None and fingerprint:
+            ref = self.models.by_fingerprint.get(fingerprint)
+        return ref, fingerprint
+
+    def model_saved(self, model: Any, target: Any, via: str) -> None:
+        path, sha, size = model_file(target)
+        ref, fingerprint = self._known_model(model)
+        self.append(ModelSaved(
+            path=path, file_sha256=sha, via=via, estimator=_class_path(model),
+            model_fingerprint=fingerprint, size_bytes=size, **(ref.fields() if ref else {}),
+            node=f"modelfile:{sha}" if sha else None, inputs=[ref.node] if ref else None))
+
+    def model_loaded(self, model: Any, target: Any, via: str) -> None:
+        path, sha, size = model_file(target)
+        known, fingerprint = self._known_model(model)
+        top = self.running_statement()
+        flow = self._cell.flow if self._cell is not None else None
+        statement = flow.statement(top) if top is not None and flow is not None else None
+        name = known.name if known else (statement.target if statement is not None else None)
+        load = self.append(ModelLoaded(
+            path=path, file_sha256=sha, via=via, estimator=_class_path(model),
+            model_fingerprint=fingerprint, size_bytes=size,
+            **(known.fields() if known else {"model": name})))
+        ref = known or ModelRef(name or "loaded model", fit=load)
+        self.models.register(model, ref, fingerprint)
+        self.provenance.register(model, [ref.node])
+
+    def booster_trained(self, booster: Any, params: dict[str, Any], train_set: Any, started_ns: int) -> None:
+        """``xgboost.train``/``lightgbm.train`` returned *booster*: a model version, as a fit is."""
+        X, y = training_data(train_set)
+        data = {key: fingerprint_object(value).as_dict() for key, value in (("X", X), ("y", y))
+                if value is not None}
+        top = self.running_statement()
+        flow = self._cell.flow if self._cell is not None else None
+        statement = flow.statement(top) if top is not None and flow is not None else None
+        record = FitRecord(
+            estimator=booster, method="train", started_ns=started_ns, data=data,
+            inputs=self.inputs_of([train_set]), n_samples=rows_of(X), features=features_of(X),
+            explicit_name=self._cell.model_name if self._cell is not None else None,
+            target=statement.target if statement is not None else None, params=params)
+        self.fit_finished(record)
 
     def cross_validated(self, function: str, args: tuple[Any, ...], kwargs: Mapping[str, Any],
                         result: Any) -> None:
@@ -374,3 +428,7 @@ def _structured(value: Any) -> Any:
     if hasattr(value, "tolist") and isinstance(size, int) and size <= 10_000:
         return to_json_value(value.tolist())
     return to_json_value(value)
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"

@@ -26,6 +26,8 @@ __all__ = [
     "MetricsLogged",
     "CrossValidated",
     "ModelFitted",
+    "ModelLoaded",
+    "ModelSaved",
     "ModelSearched",
     "ParamsLogged",
     "PredictionMade",
@@ -237,6 +239,55 @@ class CrossValidated(Event):
     version: int | None = None
     fit: str | None = None
     inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class ModelSaved(Event):
+    """A model was written to a file (``joblib.dump``, ``pickle.dump``, ``skops.io.dump``, a
+    booster's ``save_model``).
+
+    ``file_sha256`` is the SHA-256 of the file as written (what a deployment gate checks);
+    ``model_fingerprint`` the model's own stable fingerprint (:mod:`nbgov.fingerprint.models`);
+    ``model``/``version``/``fit`` the recorded version it holds, when it is one; ``node`` the
+    file's lineage node (``modelfile:<sha256>``).
+    """
+
+    TYPE: ClassVar[str] = "model_saved"
+    path: str
+    file_sha256: str | None
+    via: str
+    estimator: str
+    model_fingerprint: str | None = None
+    size_bytes: int | None = None
+    model: str | None = None
+    version: int | None = None
+    fit: str | None = None
+    node: str | None = None
+    inputs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class ModelLoaded(Event):
+    """A model was read from a file (``joblib.load``, ``pickle.load``, ``skops.io.load``, a
+    booster's ``load_model`` or ``Booster(model_file=...)``).
+
+    A loaded model whose file or fingerprint matches a recorded version is that version (the
+    views resolve it: ``model_loads``); ``fit``/``version`` are set when this session knew it
+    already. One that matches nothing is an *unrecorded model* (``unrecorded_models``), and
+    every model it feeds has a finding in ``nbgov check``. Events about the loaded object name
+    this event as their ``fit``.
+    """
+
+    TYPE: ClassVar[str] = "model_loaded"
+    path: str
+    file_sha256: str | None
+    via: str
+    estimator: str
+    model_fingerprint: str | None = None
+    size_bytes: int | None = None
+    model: str | None = None
+    version: int | None = None
+    fit: str | None = None
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ CREATE OR REPLACE VIEW models AS
   WHERE e.type = 'model_fitted';
 
 CREATE OR REPLACE VIEW metrics AS
-  SELECT e.seq, e.event_time, e.payload->>'model' AS model,
+  SELECT e.seq, e.event_time, fit_model(e.payload) AS model,
          fit_version(e.payload, e.seq) AS version, m.key AS metric,
          TRY_CAST(m.value->>'$' AS DOUBLE) AS value, m.value AS value_json,
          e.payload->>'dataset' AS dataset, e.payload->>'via' AS via,
@@ -77,12 +77,12 @@ CREATE OR REPLACE VIEW metrics AS
   WHERE e.type = 'metrics_logged';
 
 CREATE OR REPLACE VIEW params AS
-  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload, seq) AS version,
+  SELECT seq, event_time, fit_model(payload) AS model, fit_version(payload, seq) AS version,
          payload->'params' AS params, session->>'session_id' AS session_id, actor
   FROM events WHERE type = 'params_logged';
 
 CREATE OR REPLACE VIEW predictions AS
-  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload, seq) AS version,
+  SELECT seq, event_time, fit_model(payload) AS model, fit_version(payload, seq) AS version,
          payload->>'method' AS method, (payload->>'rows')::BIGINT AS rows,
          payload->>'input_fingerprint' AS input_fingerprint,
          payload->>'output_fingerprint' AS output_fingerprint,
@@ -109,9 +109,33 @@ CREATE OR REPLACE VIEW cross_validations AS
          payload->'params' AS params, (payload->>'folds')::INTEGER AS folds,
          payload->'scoring' AS scoring, payload->'scores' AS scores,
          payload->'scores'->'test_score' AS test_scores, payload->'means' AS means,
-         payload->>'model' AS model, fit_version(payload, seq) AS version,
+         fit_model(payload) AS model, fit_version(payload, seq) AS version,
          session->>'session_id' AS session_id, actor, event_id
   FROM events WHERE type = 'cross_validated';
+
+-- Every model file saved or loaded, with the recorded version it holds (see model_loads).
+CREATE OR REPLACE VIEW model_files AS
+  SELECT e.seq, e.event_time, 'saved' AS direction, e.payload->>'path' AS path,
+         e.payload->>'file_sha256' AS file_sha256, (e.payload->>'size_bytes')::BIGINT AS size_bytes,
+         e.payload->>'model_fingerprint' AS model_fingerprint, e.payload->>'estimator' AS estimator,
+         fit_model(e.payload) AS model, fit_version(e.payload, e.seq) AS version,
+         NULL::VARCHAR AS matched_by, e.payload->>'via' AS via, e.session->>'session_id' AS session_id,
+         e.session->>'notebook' AS notebook, e.actor, e.event_id
+  FROM events e WHERE e.type = 'model_saved'
+  UNION ALL
+  SELECT e.seq, e.event_time, 'loaded', e.payload->>'path', e.payload->>'file_sha256',
+         (e.payload->>'size_bytes')::BIGINT, e.payload->>'model_fingerprint', e.payload->>'estimator',
+         l.model, l.version, l.matched_by, e.payload->>'via', e.session->>'session_id',
+         e.session->>'notebook', e.actor, e.event_id
+  FROM events e LEFT JOIN model_loads l ON l.load_event_id = e.event_id
+  WHERE e.type = 'model_loaded';
+
+-- Models loaded from files that match no recorded version: trained outside the record.
+CREATE OR REPLACE VIEW unrecorded_models AS
+  SELECT seq, event_time AS loaded_at, path, file_sha256, model_fingerprint, estimator, via,
+         session_id, notebook, actor, event_id,
+         'unrecorded:' || coalesce(file_sha256, event_id) AS node
+  FROM model_files WHERE direction = 'loaded' AND version IS NULL;
 
 CREATE OR REPLACE VIEW capture_failures AS
   SELECT seq, event_time, payload->>'hook' AS hook, payload->>'error_type' AS error_type,

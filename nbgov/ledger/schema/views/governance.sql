@@ -204,7 +204,7 @@ CREATE OR REPLACE VIEW data_access AS
 
 -- One row per attribute (and intersection) of each bias test.
 CREATE OR REPLACE VIEW fairness_results AS
-  SELECT e.seq, e.event_time, e.payload->>'model' AS model,
+  SELECT e.seq, e.event_time, fit_model(e.payload) AS model,
          fit_version(e.payload, e.seq) AS version, a.value->>'attribute' AS attribute,
          json_array_length(a.value->'groups_compared') AS groups_compared,
          json_array_length(a.value->'groups_excluded') AS groups_excluded,
@@ -228,7 +228,7 @@ CREATE OR REPLACE VIEW fairness_results AS
   WHERE e.type = 'fairness_evaluated';
 
 CREATE OR REPLACE VIEW fairness_groups AS
-  SELECT e.seq, e.payload->>'model' AS model, fit_version(e.payload, e.seq) AS version,
+  SELECT e.seq, fit_model(e.payload) AS model, fit_version(e.payload, e.seq) AS version,
          g.value->>'attribute' AS attribute, g.value->>'group' AS "group",
          (g.value->>'n')::BIGINT AS n, (g.value->>'selection_rate')::DOUBLE AS selection_rate,
          (g.value->>'true_positive_rate')::DOUBLE AS true_positive_rate,
@@ -247,7 +247,7 @@ CREATE OR REPLACE VIEW drift_results AS
     SELECT e.seq, e.event_time, e.payload, e.actor, e.event_id, e.payload->'report'->'scores', true
     FROM events e WHERE e.type = 'drift_evaluated'
          AND json_type(e.payload->'report'->'scores') = 'OBJECT')
-  SELECT seq, event_time, payload->>'model' AS model, fit_version(payload, seq) AS version,
+  SELECT seq, event_time, fit_model(payload) AS model, fit_version(payload, seq) AS version,
          CASE WHEN is_scores THEN '(scores)' ELSE r->>'feature' END AS feature,
          CASE WHEN is_scores THEN 'scores' ELSE r->>'kind' END AS kind,
          r->>'test' AS test, (r->>'statistic')::DOUBLE AS statistic,
@@ -287,12 +287,12 @@ CREATE OR REPLACE VIEW findings AS
   FROM events e, json_each(e.payload->'findings') f
   WHERE e.type = 'policy_evaluated' AND (f.value->>'status') IN ('fail', 'warn')
   UNION ALL
-  SELECT e.seq, e.event_time, 'fairness', e.payload->>'model', fit_version(e.payload, e.seq),
+  SELECT e.seq, e.event_time, 'fairness', fit_model(e.payload), fit_version(e.payload, e.seq),
          f.value->>'rule', 'fail', f.value->>'attribute', f.value->>'message', NULL, e.actor,
          e.payload->>'policy_sha256', e.event_id
   FROM events e, json_each(e.payload->'failures') f WHERE e.type = 'fairness_evaluated'
   UNION ALL
-  SELECT e.seq, e.event_time, 'drift', e.payload->>'model', fit_version(e.payload, e.seq),
+  SELECT e.seq, e.event_time, 'drift', fit_model(e.payload), fit_version(e.payload, e.seq),
          'drift', 'fail', f.value->>'feature', f.value->>'message', NULL, e.actor,
          e.payload->>'policy_sha256', e.event_id
   FROM events e, json_each(e.payload->'failures') f WHERE e.type = 'drift_evaluated'

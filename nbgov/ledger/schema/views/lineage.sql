@@ -44,6 +44,11 @@ CREATE OR REPLACE VIEW lineage_nodes AS
     SELECT node, 'model', model || ' v' || version || ' (' || estimator || ')', seq
       FROM models
     UNION ALL
+    SELECT 'modelfile:' || file_sha256, 'model file', path, seq
+      FROM model_files WHERE direction = 'saved' AND file_sha256 IS NOT NULL
+    UNION ALL
+    SELECT node, 'unrecorded model', path || ' (unrecorded model)', seq FROM unrecorded_models
+    UNION ALL
     SELECT 'event:' || event_id, 'evaluation',
            coalesce(payload->>'via', 'metrics') || ' ' || (payload->'metrics')::VARCHAR, seq
       FROM events WHERE type = 'metrics_logged'
