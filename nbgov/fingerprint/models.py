@@ -10,7 +10,8 @@ that, with SHA-256, and the same model gives the same digest after ``joblib.dump
   libraries reproduce exactly after loading, plus the wrapper's class;
 - scikit-learn estimators and any object with a ``__dict__``: the class's qualified name and its
   attributes, walked in sorted order: numbers, strings, ``None`` and booleans by value; numpy
-  arrays by dtype, shape and C-order bytes (object arrays element by element); lists, tuples and
+  arrays by dtype, shape and C-order bytes (structured arrays field by field, never their
+  padding; object arrays element by element); lists, tuples and
   dicts element by element; estimators inside (pipelines, ensembles, the search's best) the same
   way, recursively; a compiled object (a decision tree's ``Tree``) by the state it pickles.
   Functions and classes count by their qualified name; other objects (random number generators,
@@ -122,7 +123,11 @@ def _feed_numpy(hasher: Any, value: Any, depth: int, seen: set[int]) -> None:
         return
     header = f"a{value.dtype.str}{list(value.shape)}:".encode()
     hasher.update(header)
-    if value.dtype.hasobject:
+    if value.dtype.names:  # a structured array: field by field (never the padding between)
+        for name in value.dtype.names:
+            hasher.update(name.encode() + b"=")
+            _feed_numpy(hasher, value[name], depth + 1, seen)
+    elif value.dtype.hasobject:
         for item in value.ravel(order="C").tolist():
             _feed(hasher, item, depth + 1, seen)
     else:

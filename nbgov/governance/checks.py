@@ -146,6 +146,7 @@ def check_model(
     findings += _vendors(ledger, version, policy, today)
     findings += _risks(ledger, version, policy, tier_name, today)
     findings += _data_access(ledger, version)
+    findings += _unrecorded_models(ledger, version)
     findings += _review_cadence(ledger, version, policy, tier_name, today)
     findings += _approvals(version, policy, tier_name)
     payload = [f.as_dict() for f in findings]
@@ -418,6 +419,21 @@ def _data_access(ledger: Ledger, version: ModelVersion) -> list[Finding]:
         findings.append(Finding("data_access", PASS, version.ref,
                                 "every read of classified training data was covered by a grant"))
     return findings
+
+
+def _unrecorded_models(ledger: Ledger, version: ModelVersion) -> list[Finding]:
+    """Models loaded from files that match no recorded version, upstream of this version (their
+    outputs fed its training data): trained outside the record."""
+    frame = ledger.query("""
+        SELECT u.path, u.file_sha256, u.notebook, u.actor FROM unrecorded_models u
+        WHERE u.node IN (SELECT node FROM lineage_upstream($node) WHERE kind = 'unrecorded model')
+        ORDER BY u.seq""", {"node": version.node})
+    return [Finding(
+        "unrecorded_model", FAIL, str(path),
+        f"an unrecorded model fed this version's training data: {path} (sha256 "
+        f"{str(sha)[:16]}, loaded by {actor}), trained where nbgov did not record it",
+        "retrain that model under nbgov (or record how it was trained) and train this version again")
+        for path, sha, actor in zip(frame["path"], frame["file_sha256"], frame["actor"])]
 
 
 def _review_cadence(ledger: Ledger, version: ModelVersion, policy: LoadedPolicy, tier: str,

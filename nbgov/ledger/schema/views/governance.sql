@@ -264,8 +264,9 @@ CREATE OR REPLACE VIEW drift_results AS
   FROM tests;
 
 -- Everything an auditor should look at: failed rules of recorded checks and tests, denied
--- approvals, reads of classified data without a grant, and vendors without a current
--- attestation (judged today against the latest recorded policy).
+-- approvals, reads of classified data without a grant, vendors without a current attestation
+-- (judged today against the latest recorded policy), and models loaded from files that match no
+-- recorded version.
 CREATE OR REPLACE VIEW findings AS
   WITH pol AS (SELECT payload->'policy' AS p FROM events WHERE type = 'policy_recorded'
                ORDER BY seq DESC LIMIT 1),
@@ -313,4 +314,10 @@ CREATE OR REPLACE VIEW findings AS
            THEN ': no accepted attestation recorded'
            ELSE ': attestation expired (latest period ended ' || c.last_end::VARCHAR || ')' END,
          'nbgov vendor register ' || v.vendor || ' --cert ...', v.registered_by, NULL, NULL
-  FROM vendors v JOIN current_vendor c USING (vendor) WHERE NOT coalesce(c.current, false);
+  FROM vendors v JOIN current_vendor c USING (vendor) WHERE NOT coalesce(c.current, false)
+  UNION ALL
+  SELECT u.seq, u.loaded_at, 'model_file', NULL, NULL, 'unrecorded_model', 'fail', u.path,
+         u.actor || ' loaded ' || u.path || ', a model that matches no recorded version (trained '
+           || 'outside the record)',
+         'train it under nbgov, or record where it came from', u.actor, NULL, u.event_id
+  FROM unrecorded_models u;
