@@ -303,3 +303,35 @@ def test_lightgbm_sklearn_api_is_captured(nb: Notebook) -> None:
     assert (model["model"], model["estimator"]) == ("booster", "lightgbm.sklearn.LGBMClassifier")
     assert '"n_estimators":10' in model["params"]
     assert nb.sql("SELECT rows FROM predictions")["rows"].tolist() == [200]
+
+
+def test_nbgov_prints_no_library_warning_of_its_own_into_the_notebook(
+        shell, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import warnings
+
+    from IPython.utils.capture import capture_output
+
+    import nbgov.capture.recorder as recorder_module
+
+    fingerprint = recorder_module.fingerprint_object
+
+    def noisy(value: object):  # type: ignore[no-untyped-def]
+        # What numpy does when nbgov fingerprints some arrays: a library warning inside capture.
+        warnings.warn("a library warning raised while nbgov fingerprints", UserWarning, stacklevel=2)
+        return fingerprint(value)
+
+    monkeypatch.setattr(recorder_module, "fingerprint_object", noisy)
+    with capture_output() as shown, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ran = shell.run_cell("from sklearn.linear_model import LogisticRegression\n"
+                             "X = [[0.0], [1.0], [2.0], [3.0]]; y = [0, 0, 1, 1]\n"
+                             "model = LogisticRegression().fit(X, y)\n"
+                             "predicted = model.predict(X)")
+    assert ran.success
+    assert [str(w.message) for w in caught if "nbgov fingerprints" in str(w.message)] == []
+    assert "nbgov fingerprints" not in shown.stdout + shown.stderr
+    # the user's own warnings still show
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shell.run_cell("import warnings; warnings.warn('the user warns', UserWarning)")
+    assert any("the user warns" in str(w.message) for w in caught)

@@ -167,3 +167,18 @@ def test_a_plain_papermill_run_names_its_input_notebook(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     session = Ledger(home).query("SELECT notebook FROM sessions").iloc[0]
     assert session["notebook"] == str(notebook)
+    # papermill sends no cell ids: the kernel finds each cell's id by its source in the notebook
+    ids = [cell["id"] for cell in nbformat.read(notebook, as_version=4).cells]
+    cells = Ledger(home).query("SELECT cell_id FROM cells ORDER BY seq")["cell_id"].tolist()
+    assert cells == ids[1:] and all(ids)  # recording starts after the %load_ext cell
+
+
+def test_cells_with_the_same_source_get_their_own_ids_in_order(tmp_path: Path) -> None:
+    notebook = _notebook(tmp_path / "twice.ipynb", "%load_ext nbgov", "x = 1", "y = 2", "x = 1")
+    home = tmp_path / "ledger"
+    result = subprocess.run(
+        [sys.executable, "-m", "papermill", "twice.ipynb", "out.ipynb", "-k", "python3", "--no-progress-bar"],
+        cwd=tmp_path, capture_output=True, text=True, env=clean_env(NBGOV_HOME=str(home)), timeout=300)
+    assert result.returncode == 0, result.stderr
+    ids = [cell["id"] for cell in nbformat.read(notebook, as_version=4).cells]
+    assert Ledger(home).query("SELECT cell_id FROM cells ORDER BY seq")["cell_id"].tolist() == ids[1:]

@@ -48,6 +48,32 @@ def find_notebook(environ: Mapping[str, str], user_ns: Mapping[str, Any]) -> tup
     return None, None
 
 
+def notebook_cell_ids(path: str | None) -> dict[str, list[str]]:
+    """Each code cell's source in the notebook file at *path* -> the ids of the cells with that
+    source, in notebook order (empty when there is no readable notebook with cell ids).
+
+    Jupyter frontends send the running cell's id with each execution; papermill (nbclient) does
+    not, so a kernel it runs finds the id by the cell's source in the notebook it runs.
+    """
+    if not path or not path.endswith(".ipynb"):
+        return {}
+    try:
+        import json
+
+        with open(path, encoding="utf-8") as fh:
+            cells = json.load(fh).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    found: dict[str, list[str]] = {}
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code" or not cell.get("id"):
+            continue
+        source = cell.get("source", "")
+        text = "".join(source) if isinstance(source, list) else str(source)
+        found.setdefault(text, []).append(str(cell["id"]))
+    return found
+
+
 def papermill_input(pid: int) -> str | None:
     """The input notebook of the ``papermill`` command running as process *pid* (Linux /proc)."""
     try:

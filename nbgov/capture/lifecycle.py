@@ -110,6 +110,7 @@ class RecordingSession:
         self.started = False
         self.stopped = False
         self._cell: _Cell | None = None
+        self._cell_ids: dict[str, list[str]] = {}
         self._flows: dict[str, CellFlow] = {}
         self._sources: dict[tuple[str, int], tuple[str, str, int]] = {}
         self.secrets = SecretMemory()
@@ -134,6 +135,7 @@ class RecordingSession:
         environ = os.environ if environ is None else environ
         if notebook is None:
             notebook, notebook_source = environment.find_notebook(environ, self.namespace)
+        self._cell_ids = environment.notebook_cell_ids(notebook)
         # A review run (nbgov review run) tells its kernel the run id: every event links to the run.
         self.session = Session(session_id=self.session_id, kernel_id=kernel_id, notebook=notebook,
                                run_id=environ.get("NBGOV_RUN_ID") or None)
@@ -202,12 +204,18 @@ class RecordingSession:
         return self.started and not self.stopped and not getattr(self._local, "internal", 0)
 
     def guard(self, hook: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-        """Run a capture step; a failure becomes a ``capture_failed`` event, never an exception."""
+        """Run a capture step; a failure becomes a ``capture_failed`` event, never an exception.
+
+        Warnings libraries raise during the step (numpy fingerprinting an array, pickle, a
+        deprecation) are nbgov's business, not the user's: they never reach the notebook.
+        """
         local = self._local
         depth = getattr(local, "internal", 0)
         local.internal = depth + 1  # what the step itself calls is nbgov's work, not captured
         try:
-            return function(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return function(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - capture must never break the user's code
             self.capture_failed(hook, exc)
             return None
@@ -245,6 +253,9 @@ class RecordingSession:
 
     def begin_cell(self, source: str, *, cell_id: str | None = None) -> None:
         self.cells += 1
+        if cell_id is None and self._cell_ids:
+            ids = self._cell_ids.get(source)  # papermill does not send cell ids: match the source
+            cell_id = ids.pop(0) if ids else None
         self._cell = _Cell(f"cell:{self.session_id}:{self.cells}", self.session, source, cell_id,
                            self._flows.get(source))
 
