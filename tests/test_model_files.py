@@ -100,3 +100,11 @@ def test_a_model_from_an_unrecorded_file_is_a_finding_of_what_it_feeds(make_shel
     assert finding.status == "fail" and str(legacy) in finding.message
     assert ledger.rows("SELECT code, subject FROM findings WHERE code = 'unrecorded_model'") == [
         {"code": "unrecorded_model", "subject": str(legacy)}]
+    # the evidence of the period lists it for the auditor
+    import datetime as dt
+
+    from nbgov.evidence.tables import evidence_tables
+
+    today = dt.datetime.now(dt.UTC).date()
+    tables = {t.name: t for t in evidence_tables(ledger, today - dt.timedelta(days=1), today + dt.timedelta(days=1))}
+    assert [row["path"] for row in tables["unrecorded_models"].records()] == [str(legacy)]

@@ -195,6 +195,18 @@ _table("metrics", "Metrics", "Evaluation results logged in the period, one row p
        f"""SELECT seq, event_time, model, version, metric, value, {_text('value_json')}, dataset, via,
            session_id, actor FROM metrics WHERE {_period('event_time')} ORDER BY seq, metric""",
        types=("metrics_logged",), section="Capture")
+_table("model_files", "Model files saved and loaded",
+       "Models written to files and read from them in the period: path, the file's SHA-256, the model's "
+       "fingerprint, and the recorded version it holds (NULL for a model that matches none).",
+       f"""SELECT seq, event_time, direction, path, file_sha256, model_fingerprint, estimator, model, version,
+           matched_by, via, session_id, notebook, actor FROM model_files WHERE {_period('event_time')}
+           ORDER BY seq""", types=("model_saved", "model_loaded"), section="Capture")
+_table("unrecorded_models", "Unrecorded models",
+       "Models loaded in the period from files that match no recorded version: trained outside the "
+       "record. Every model version they fed fails its policy check.",
+       f"""SELECT seq, loaded_at, path, file_sha256, model_fingerprint, estimator, session_id, notebook, actor
+           FROM unrecorded_models WHERE {_period('loaded_at')} ORDER BY seq""",
+       types=("model_loaded",), section="Capture")
 _table("capture_failures", "Capture failures",
        "Capture hooks that failed in the period (the work they would have recorded is missing).",
        f"""SELECT seq, event_time, hook, error_type, message, session_id, actor FROM capture_failures
