@@ -20,27 +20,10 @@ from typing import Any
 from nbgov.canonical import to_json_value
 from nbgov.capture.patching import Patches, called_by_user, calling, nested, reporting
 
-__all__ = ["install_boosters", "training_data"]
+__all__ = ["install_boosters"]
 
 #: The boosting rounds each library runs when the call does not say.
 _DEFAULT_ROUNDS = {"xgboost": 10, "lightgbm": 100}
-
-
-def training_data(train_set: Any) -> tuple[Any, Any]:
-    """(features, labels) of a ``DMatrix`` or a ``Dataset``, where the library keeps them."""
-    data = getattr(train_set, "data", None)  # lightgbm keeps what it was built from
-    label = getattr(train_set, "label", None)
-    if data is None and callable(getattr(train_set, "get_data", None)):
-        try:
-            data = train_set.get_data()  # xgboost: a CSR copy of the matrix
-        except Exception:  # noqa: BLE001 - an external-memory or quantile matrix: not available
-            data = None
-    if label is None and callable(getattr(train_set, "get_label", None)):
-        try:
-            label = train_set.get_label()
-        except Exception:  # noqa: BLE001
-            label = None
-    return data, label
 
 
 def _train(original: Callable[..., Any], library: str) -> Callable[..., Any]:

@@ -17,50 +17,14 @@ file or the fingerprint against recorded saves and fits, and a load that matches
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 from collections.abc import Callable, MutableMapping
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from nbgov.capture.facts import is_model
 from nbgov.capture.patching import Patches, called_by_user, calling, nested
 
-__all__ = ["install_persistence", "is_model", "model_file"]
-
-
-def is_model(obj: Any) -> bool:
-    """True for what a model file holds: an estimator, a booster, anything that predicts."""
-    if obj is None or isinstance(obj, (str, bytes, int, float, list, tuple, dict, set)):
-        return False
-    if type(obj).__name__ == "Booster" and type(obj).__module__.split(".")[0] in ("xgboost", "lightgbm"):
-        return True
-    return callable(getattr(obj, "fit", None)) and (
-        callable(getattr(obj, "predict", None)) or callable(getattr(obj, "transform", None)))
-
-
-def model_file(target: Any) -> tuple[str, str | None, int | None]:
-    """(absolute path, SHA-256, size) of a model file given as a path or an open file object
-    (flushed first, so what was written is what is hashed); the hash is None when unreadable."""
-    if hasattr(target, "write") and callable(getattr(target, "flush", None)):
-        try:
-            target.flush()
-        except (OSError, ValueError):
-            pass
-    name = getattr(target, "name", target)
-    if not isinstance(name, (str, os.PathLike)):
-        raise TypeError("no file name")
-    path = Path(os.fspath(name)).expanduser().absolute()
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            size = 0
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-                size += len(block)
-    except OSError:
-        return str(path), None, None
-    return str(path), digest.hexdigest(), size
+__all__ = ["install_persistence"]
 
 
 def _report(recorder: Any, direction: str, via: str, model: Any, target: Any) -> None:

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbgov.canonical import to_json_value
-from nbgov.capture.boosters import training_data
 from nbgov.capture.dataflow import variable_node
 from nbgov.capture.datasets import (
     dataset_node,
@@ -34,9 +33,14 @@ from nbgov.capture.datasets import (
     shape_of,
 )
 from nbgov.capture.estimators import FitRecord, ModelRef, describe_estimator, weights_summary
+from nbgov.capture.facts import (
+    describe_cross_validation,
+    describe_search,
+    is_search,
+    model_file,
+    training_data,
+)
 from nbgov.capture.lifecycle import RecordingSession
-from nbgov.capture.persistence import model_file
-from nbgov.capture.search import describe_cross_validation, describe_search, is_search
 from nbgov.errors import NbgovError
 from nbgov.events import (
     CrossValidated,
