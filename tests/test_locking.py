@@ -32,14 +32,21 @@ def ledger_home(home: Path) -> Path:
 
 
 def test_locked_database_names_the_holder(ledger_home: Path) -> None:
+    # Writing needs the ledger file: `nbgov ingest` with a line pending waits, then names the holder.
+    Ledger(ledger_home).append(SessionEnded(reason="pending"))
     holder = _hold("duckdb", ledger_home)
     try:
         started = time.monotonic()
-        result = run_cli("--home", str(ledger_home), "sql", "SELECT 1", env={"NBGOV_LOCK_TIMEOUT": "1"})
+        result = run_cli("--home", str(ledger_home), "ingest", env={"NBGOV_LOCK_TIMEOUT": "1"})
         waited = time.monotonic() - started
+        # Reading never needs it: queries read the snapshot, and say why the newest line is missing.
+        query = run_cli("--home", str(ledger_home), "sql", "SELECT count(*) AS n FROM events",
+                        env={"NBGOV_LOCK_TIMEOUT": "1"})
     finally:
         holder.kill()
         holder.wait()
+    assert query.returncode == 0 and query.stdout.split()[2] == "1", query.stdout + query.stderr
+    assert "could not ingest pending spool lines" in query.stderr and query.stderr.count("\n") == 1
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert f"is locked by PID {holder.pid}" in result.stderr

@@ -76,3 +76,24 @@ def test_help_and_status(shell) -> None:
     assert "%nbgov dataset PATH" in captured.stdout
     status = shell.run_cell("%nbgov status").result
     assert "session_started" in set(status["type"])
+
+
+def test_reading_the_ledger_records_no_lineage(shell, tmp_path: Path) -> None:
+    # The ledger's read snapshot is Parquet files that nbgov reads with DuckDB, which capture
+    # patches: nbgov's own reads are not the user's lineage. The user's own read, beside them, is.
+    home = tmp_path / "ledger"
+    data = tmp_path / "mine.parquet"
+    Ledger(home).query("SELECT * FROM events")  # as the panel reads, between cells
+    for cell in (f"import duckdb, pandas as pd\npd.DataFrame({{'a': [1, 2]}}).to_parquet({str(data)!r})",
+                 "%nbgov sql SELECT count(*) AS n FROM events",
+                 "%%nbgov_sql -o seen\nSELECT type, count(*) AS n FROM events GROUP BY type",
+                 f"from nbgov.ledger.facade import Ledger\nLedger({str(home)!r}).query('SELECT * FROM models')",
+                 f"mine = duckdb.sql(\"SELECT * FROM read_parquet('{data}')\").df()"):
+        assert shell.run_cell(cell).success, cell
+    Ledger(home).query("SELECT * FROM events")  # as the panel reads, between cells
+    shell.run_cell("%nbgov flush")
+    Ledger(home).query("SELECT * FROM models")
+    shell.run_cell("%nbgov flush")
+    reads = Ledger(home).query(
+        "SELECT payload->>'path' AS path FROM events WHERE type = 'dataset_read' ORDER BY seq")
+    assert list(reads["path"]) == [str(data)]

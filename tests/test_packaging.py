@@ -68,3 +68,18 @@ def test_extension_autoinstall_is_off(tmp_path: Path) -> None:
             "SELECT name, value FROM duckdb_settings() WHERE name IN "
             "('autoinstall_known_extensions', 'autoload_known_extensions')").fetchall())
     assert settings == {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+
+
+def test_what_duckdb_needs_for_timestamps_is_a_dependency() -> None:
+    # DuckDB hands TIMESTAMPTZ values to Python through pytz and does not declare it: nbgov must.
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    declared = {Requirement(r).name for r in requires("nbgov") or [] if "extra ==" not in r}
+    assert "pytz" in declared
+    script = ("import duckdb; c = duckdb.connect(); c.execute(\"SET TimeZone = 'UTC'\"); "
+              "print(c.execute(\"SELECT TIMESTAMPTZ '2026-01-02 03:04:05+00'\").fetchall()[0][0].isoformat())")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2026-01-02T03:04:05+00:00"

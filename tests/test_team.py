@@ -233,7 +233,7 @@ def test_commit_conflicts_are_retried_and_other_errors_are_not() -> None:
 @pytest.mark.slow
 def test_a_query_ingests_only_when_this_host_has_something_pending(
         postgres, team_database: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from nbgov.ledger.ducklake import nothing_pending
+    from nbgov.ledger.spool import nothing_pending
 
     url = _url(postgres, team_database, tmp_path / "data")
     host = tmp_path / "host"

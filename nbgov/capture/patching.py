@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-__all__ = ["Patches", "called_by_user", "calling", "nested", "reporting"]
+__all__ = ["Patches", "called_by_nbgov", "called_by_user", "calling", "nested", "reporting"]
 
 _state = threading.local()
 
@@ -61,6 +61,20 @@ def called_by_user(depth: int = 1) -> bool:
     return not filename.startswith(_library_paths())
 
 
+@functools.cache
+def _own_path() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parents[1]) + "/"
+
+
+def called_by_nbgov(depth: int = 1) -> bool:
+    """True when the frame *depth* levels above the caller is nbgov's own code (the ledger reading
+    its snapshot files, a review reading its inputs): never the user's lineage."""
+    frame = sys._getframe(depth + 1)
+    return frame.f_code.co_filename.startswith(_own_path())
+
+
 def nested() -> bool:
     """True inside a captured library call: calls it makes itself are not captured again."""
     return bool(getattr(_state, "depth", 0))
@@ -93,7 +107,7 @@ def reporting(original: Callable[..., Any], hook: str, report: Report, *,
     @functools.wraps(original)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         recorder = active()
-        if (recorder is None or nested() or not recorder.capturing()
+        if (recorder is None or nested() or not recorder.capturing() or called_by_nbgov()
                 or (user_calls_only and not called_by_user())):
             return original(*args, **kwargs)
         with calling():

@@ -199,6 +199,12 @@ class DuckLakeStore:
         # Queries are read-only by nbgov's own check (nbgov.ledger.query) before they reach here.
         return self._unit()
 
+    def read_source(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self.read()
+
+    def after_ingest(self, con: duckdb.DuckDBPyConnection) -> None:
+        pass  # the catalog serves concurrent readers itself
+
     # -- the ingest lock: a PostgreSQL advisory lock held by a session of its own ------------------
 
     @contextmanager
@@ -255,49 +261,3 @@ def retry_conflicts(action: Any, attempts: int = 5) -> Any:
                 raise
             time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))
     return None
-
-
-# -- "is anything of this host's spool not in the catalog yet?", answered locally ------------------
-#
-# A query ingests first so that it sees its own writes; on a team ledger that costs the advisory
-# lock's round trips even when there is nothing to ingest. After each ingest the offsets the
-# catalog records for this host's segments are noted in the spool; a query whose host has
-# appended nothing since skips the ingest.
-
-_CONSUMED = ".consumed.json"
-
-
-def note_consumed(spool_dir: Path, consumed: dict[str, int] | None) -> None:
-    """Remember how far the catalog has this host's segments (after a completed ingest)."""
-    import json
-    import os
-
-    from nbgov.ledger.spool import list_segments
-
-    path = spool_dir / _CONSUMED
-    if consumed is None:
-        path.unlink(missing_ok=True)
-        return
-    local = {p.stem: consumed[p.stem] for p in list_segments(spool_dir) if p.stem in consumed}
-    temporary = spool_dir / f".{_CONSUMED}.{os.getpid()}"
-    try:
-        temporary.write_text(json.dumps(local))
-        os.replace(temporary, path)
-    except OSError:
-        path.unlink(missing_ok=True)
-
-
-def nothing_pending(spool_dir: Path) -> bool:
-    """True when every segment of this host's spool ends where the catalog has consumed it."""
-    import json
-
-    from nbgov.ledger.spool import list_segments
-
-    try:
-        consumed = json.loads((spool_dir / _CONSUMED).read_text())
-        for segment in list_segments(spool_dir):
-            if segment.stat().st_size != consumed.get(segment.stem, -1):
-                return False
-    except (OSError, ValueError, AttributeError):
-        return False
-    return True

@@ -28,7 +28,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from nbgov._version import __version__
-from nbgov.errors import LedgerAccessError, LedgerError, NbgovWarning, NotALedger, UnknownEventType
+from nbgov.errors import (
+    LedgerAccessError,
+    LedgerCorrupt,
+    LedgerError,
+    NbgovWarning,
+    NotALedger,
+    SchemaTooNew,
+    UnknownEventType,
+)
 from nbgov.events import EVENT_TYPES, Event, LedgerCreated
 from nbgov.identity import Actor, resolve_actor
 from nbgov.ledger.envelope import Session
@@ -36,7 +44,15 @@ from nbgov.ledger.ingest import IngestReport, ingest_spool, read_cursors, read_r
 from nbgov.ledger.integrity.verify import Head, Progress, VerifyReport, verify_ledger
 from nbgov.ledger.query import QueryResult, check_read_only, run_statements
 from nbgov.ledger.schema import migrations
-from nbgov.ledger.spool import Rejection, SegmentCursor, SpoolWriter, list_segments, writer_alive
+from nbgov.ledger.spool import (
+    Rejection,
+    SegmentCursor,
+    SpoolWriter,
+    list_segments,
+    note_consumed,
+    nothing_pending,
+    writer_alive,
+)
 from nbgov.ledger.store import FileStore, MemoryStore, Store
 from nbgov.settings import Settings, resolve_settings
 
@@ -225,12 +241,13 @@ class Ledger:
             )
 
         if self.settings.ledger is None:
-            return run()
-        from nbgov.ledger.ducklake import note_consumed, retry_conflicts
+            report = run()
+        else:
+            from nbgov.ledger.ducklake import retry_conflicts
 
-        # A team catalog: a DuckLake commit conflict rolled the batch back whole (the spool still
-        # holds it), so the ingest is simply run again.
-        report: IngestReport = retry_conflicts(run)
+            # A team catalog: a DuckLake commit conflict rolled the batch back whole (the spool
+            # still holds it), so the ingest is simply run again.
+            report = retry_conflicts(run)
         note_consumed(self.settings.spool_dir, report.consumed)
         return report
 
@@ -333,7 +350,7 @@ class Ledger:
         (events checked, events in the ledger).
         """
         self._ingest_before_reading()
-        with self._store.read() as con:
+        with self._store.read_source() as con:
             return verify_ledger(
                 con, ledger_id=migrations.ledger_id(con) or "", against=against, trusted=trusted,
                 progress=progress,
@@ -346,7 +363,7 @@ class Ledger:
         from nbgov.ledger.integrity.tree_store import LedgerTree
 
         self._ingest_before_reading()
-        with self._store.read() as con:
+        with self._store.read_source() as con:
             tree = LedgerTree(con)
             size = tree.size() if size is None else self._tree_size(tree, size)
             return size, tree.root(size)
@@ -356,7 +373,7 @@ class Ledger:
         from nbgov.ledger.integrity.tree_store import LedgerTree
 
         self._ingest_before_reading()
-        with self._store.read() as con:
+        with self._store.read_source() as con:
             tree = LedgerTree(con)
             size = tree.size() if size is None else self._tree_size(tree, size)
             if not 1 <= seq <= size:
@@ -368,7 +385,7 @@ class Ledger:
         from nbgov.ledger.integrity.tree_store import LedgerTree
 
         self._ingest_before_reading()
-        with self._store.read() as con:
+        with self._store.read_source() as con:
             tree = LedgerTree(con)
             size2 = tree.size() if size2 is None else self._tree_size(tree, size2)
             if not 1 <= size1 <= size2:
@@ -384,7 +401,7 @@ class Ledger:
     def head(self) -> Head:
         """The current head (last seq and chain hash), for a checkpoint kept elsewhere."""
         self._ingest_before_reading()
-        with self._store.read() as con:
+        with self._store.read_source() as con:
             row = con.execute(
                 "SELECT seq, chain_hash FROM event_log ORDER BY seq DESC LIMIT 1"
             ).fetchone()
@@ -403,7 +420,7 @@ class Ledger:
             "last_ingest_events": 0,
         }
         if self._store.exists():
-            with self._store.read() as con:
+            with self._store.read_source() as con:
                 base, cursors, rejected = _read_status(con)
         segments = [
             _segment_status(path, cursors.get(path.stem, SegmentCursor()), rejected.get(path.stem))
@@ -472,16 +489,18 @@ class Ledger:
             raise LedgerAccessError(f"cannot create ledger directory {home}: {exc.strerror}") from None
 
     def _ingest_before_reading(self) -> None:
-        """Ingest so a reader sees its own writes; a read-only ledger is still readable."""
+        """Ingest so a reader sees its own writes. When the spool holds nothing new the ledger is
+        not opened at all; when ingest cannot run (a read-only or full disk, a busy or unreachable
+        ledger) the reader gets what the ledger already holds, with a one-line warning."""
         self._require_ledger()
-        if self.settings.ledger is not None:
-            from nbgov.ledger.ducklake import nothing_pending
-
-            if nothing_pending(self.settings.spool_dir):
-                return  # this host's spool is all in the shared catalog: spare the round trips
+        current = getattr(self._store, "snapshot_current", lambda: True)
+        if nothing_pending(self.settings.spool_dir) and current():
+            return
         try:
             self.ingest()
-        except LedgerAccessError as exc:
+        except (SchemaTooNew, NotALedger, LedgerCorrupt):
+            raise
+        except LedgerError as exc:
             if not self._store.exists():
                 raise
             warnings.warn(

@@ -25,6 +25,7 @@ How the work is split, for throughput:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from nbgov.errors import IngestError
+from nbgov.errors import IngestError, NbgovWarning
 from nbgov.identity import Actor, hostname
 from nbgov.ledger.admission import INSERT_EVENTS, SCREEN_EVENTS, TIME_FORMAT
 from nbgov.ledger.batches import Batch, Planner, body_array, prefetched, read_cursors, read_rejections
@@ -126,7 +127,18 @@ def ingest_spool(
         # Still under the lock: whatever *after* appends to the spool (a checkpoint) goes in now.
         if drained and after is not None and after(con):
             _drain(con, spool_dir, actor, batch_events, None, progress, report)
+        _publish(store, con)
     return report
+
+
+def _publish(store: Store, con: duckdb.DuckDBPyConnection) -> None:
+    """Hand what was committed to the store's readers (the read snapshot). The events are safe
+    whatever happens here: a failure is a warning, and the next ingest publishes them."""
+    try:
+        store.after_ingest(con)
+    except (OSError, duckdb.Error) as exc:
+        warnings.warn(f"the read snapshot was not updated ({exc}); queries may miss the newest "
+                      "events until the next ingest", NbgovWarning, stacklevel=3)
 
 
 def _drain(

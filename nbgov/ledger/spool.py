@@ -46,6 +46,8 @@ __all__ = [
     "archive_segment",
     "list_segments",
     "new_segment_id",
+    "note_consumed",
+    "nothing_pending",
     "read_segment",
     "writer_alive",
 ]
@@ -421,3 +423,44 @@ def _read_complete_lines(path: Path, offset: int, max_bytes: int) -> bytes:
             data += more
             end = data.rfind(b"\n")
     return data[: end + 1]
+
+
+# -- "is anything of this spool not in the ledger yet?", answered without opening the ledger ------
+#
+# A query ingests first so that it sees its own writes; that costs a connection to the ledger (and
+# on a team ledger the advisory lock's round trips) even when there is nothing to ingest. After
+# each ingest the offsets the ledger records for this spool's segments are noted in the spool; a
+# query when no writer has appended since skips the ingest.
+
+_CONSUMED = ".consumed.json"
+
+
+def note_consumed(spool_dir: Path, consumed: dict[str, int] | None) -> None:
+    """Remember how far the ledger has this spool's segments (after a completed ingest)."""
+    import json
+
+    path = spool_dir / _CONSUMED
+    if consumed is None:
+        path.unlink(missing_ok=True)
+        return
+    local = {p.stem: consumed[p.stem] for p in list_segments(spool_dir) if p.stem in consumed}
+    temporary = spool_dir / f".{_CONSUMED}.{os.getpid()}"
+    try:
+        temporary.write_text(json.dumps(local))
+        os.replace(temporary, path)
+    except OSError:
+        path.unlink(missing_ok=True)
+
+
+def nothing_pending(spool_dir: Path) -> bool:
+    """True when every segment of this spool ends where the ledger has consumed it."""
+    import json
+
+    try:
+        consumed = json.loads((spool_dir / _CONSUMED).read_text())
+        for segment in list_segments(spool_dir):
+            if segment.stat().st_size != consumed.get(segment.stem, -1):
+                return False
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True

@@ -29,6 +29,7 @@ from typing import Protocol
 import duckdb
 
 from nbgov.errors import LedgerAccessError, LedgerCorrupt, LedgerError, LedgerLocked, NotALedger
+from nbgov.ledger.snapshot import Snapshot
 
 __all__ = ["DUCKDB_CONFIG", "FileStore", "MemoryStore", "Store", "transaction", "translate_duckdb_error"]
 
@@ -57,6 +58,12 @@ class Store(Protocol):
 
     def ingest_lock(self) -> AbstractContextManager[None]:
         """Held by one ingester at a time."""
+
+    def read_source(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-only connection to the authoritative store (what integrity checks read)."""
+
+    def after_ingest(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Called at the end of every ingest, under the ingest lock, with its write connection."""
 
 
 def _describe_pid(pid: str, exe: str) -> str:
@@ -113,6 +120,8 @@ class FileStore:
         self.lock_timeout = lock_timeout
         self.description = str(self.path)
         self._lock = _process_lock(str(self.path.resolve()))
+        self.snapshot = Snapshot(self.path.parent)
+        self._published = False
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -122,10 +131,35 @@ class FileStore:
         return self._connection(read_only=False)
 
     def read(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        """A read-only connection, closed on exit."""
+        """A read-only connection to the read snapshot (:mod:`nbgov.ledger.snapshot`): no ingest
+        ever waits on it. Before a snapshot exists (a read-only ledger from an older nbgov), the
+        ledger file itself."""
+        if self.snapshot.ready():
+            return self._snapshot_connection()
+        return self.read_source()
+
+    def read_source(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A read-only connection to the ledger file itself, closed on exit."""
         if not self.path.exists():
             raise NotALedger(f"no ledger database at {self.path}")
         return self._connection(read_only=True)
+
+    def after_ingest(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Publish what the ingest added to the read snapshot."""
+        self.snapshot.publish(con)
+        self._published = True  # the file's state is noted once the write connection is closed
+
+    def snapshot_current(self) -> bool:
+        """True when the read snapshot was published from the ledger file as it is now."""
+        return self.snapshot.current(self.path)
+
+    @contextmanager
+    def _snapshot_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        try:
+            with self.snapshot.connect() as con:
+                yield con
+        except duckdb.Error as exc:
+            raise self._translate(exc) from None
 
     @contextmanager
     def _connection(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -142,6 +176,9 @@ class FileStore:
                 raise self._translate(exc) from None
             finally:
                 con.close()
+                if self._published:
+                    self._published = False
+                    self.snapshot.note_source(self.path)
 
     @contextmanager
     def ingest_lock(self) -> Iterator[None]:
@@ -258,6 +295,12 @@ class MemoryStore:
     def ingest_lock(self) -> Iterator[None]:
         with self._lock:
             yield
+
+    def read_source(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self.read()
+
+    def after_ingest(self, con: duckdb.DuckDBPyConnection) -> None:
+        pass  # one process, one connection: nothing to publish
 
     def close(self) -> None:
         self._con.close()

@@ -240,7 +240,31 @@ def _lab_dirs(base: Path) -> dict[str, str]:
     notification = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True, exist_ok=True)
     (notification / "notification.jupyterlab-settings").write_text(json.dumps(NOTIFICATION_SETTINGS))
+    labconfig = dirs["JUPYTER_CONFIG_DIR"] / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    disabled = {name: True for name in _installed_lab_extensions() if name not in LAB_EXTENSIONS_USED}
+    (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": disabled}))
     return {name: str(path) for name, path in dirs.items()}
+
+
+#: The prebuilt front-end extensions the panel needs. Every other one installed in the environment
+#: (jupysql's plugin, pulled in by the test extras, for one) is disabled in the test's servers: its
+#: console errors are not the panel's, and a test of the panel must not pass or fail on them.
+LAB_EXTENSIONS_USED = frozenset({"@jupyter-widgets/jupyterlab-manager", "@jupyter-notebook/lab-extension",
+                                 "jupyterlab_pygments"})
+
+
+def _installed_lab_extensions() -> list[str]:
+    """Names of the prebuilt (federated) lab extensions under every Jupyter data path."""
+    from jupyter_core.paths import jupyter_path
+
+    names = []
+    for root in map(Path, jupyter_path("labextensions")):
+        for package in root.glob("*/package.json"):
+            names.append(package.parent.name)
+        for package in root.glob("@*/*/package.json"):
+            names.append(f"{package.parent.parent.name}/{package.parent.name}")
+    return sorted(set(names))
 
 
 def _lab_command(root: Path, port: int, token: str) -> list[str]:
