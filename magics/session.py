@@ -28,6 +28,7 @@ class NotebookSession:
         self.capture = Capture(shell.user_ns)
         self._magics: Any = None
         self._unwatch: Callable[[], object] = lambda: None
+        self._unwatch_shutdown: Callable[[], object] = lambda: None
 
     def start(self, magics: Callable[[Any, NotebookSession], Any]) -> None:
         """Start recording, install the hooks, and register the magics *magics* makes for this
@@ -47,9 +48,11 @@ class NotebookSession:
         self._magics = magics(self.shell, self)
         self.shell.register_magics(self._magics)
         atexit.register(self._exit)
+        self._watch_shutdown()
 
     def stop(self, reason: str) -> None:
         atexit.unregister(self._exit)
+        self._unwatch_shutdown()
         events = self.shell.events
         for name, callback in (("pre_run_cell", self._before), ("post_run_cell", self._after)):
             if callback in events.callbacks[name]:
@@ -80,9 +83,31 @@ class NotebookSession:
         compiler.ast_parse = ast_parse
         self._unwatch = lambda: vars(compiler).pop("ast_parse", None)
 
-    def _exit(self) -> None:
+    def _watch_shutdown(self) -> None:
+        """End the session when the kernel is asked to shut down, before anything else of the
+        shutdown runs: papermill (and Jupyter) kill a kernel that takes a few seconds to exit, and
+        other exit handlers may take that long, so waiting for ``atexit`` could lose the end."""
+        kernel = getattr(self.shell, "kernel", None)
+        original = getattr(kernel, "do_shutdown", None)
+        if kernel is None or original is None:
+            self._unwatch_shutdown = lambda: None
+            return
+
+        def do_shutdown(restart: bool, *args: Any, **kwargs: Any) -> Any:
+            self._exit("kernel shutdown" if not restart else "kernel restart")
+            return original(restart, *args, **kwargs)
+
+        kernel.do_shutdown = do_shutdown
+
+        def unwatch() -> None:
+            if kernel.__dict__.get("do_shutdown") is do_shutdown:
+                del kernel.do_shutdown  # the class's method again
+
+        self._unwatch_shutdown = unwatch
+
+    def _exit(self, reason: str = "exit") -> None:
         try:
-            self.stop("exit")
+            self.stop(reason)
         except Exception:  # noqa: BLE001 - the interpreter is going away; the spool keeps events
             pass
 

@@ -17,8 +17,8 @@ import pytest
 
 from nbgov.events import SessionEnded
 from nbgov.ledger.facade import Ledger
-from nbgov.settings import resolve_settings
 from nbgov.ledger.snapshot import CATALOG, FANOUT, GRACE, SETTLE, Snapshot
+from nbgov.settings import resolve_settings
 from support.helpers import clean_env, run_cli
 
 TABLES = ("event_log", "model_version_numbers", "merkle_nodes", "ingest_batches", "spool_progress")
@@ -180,3 +180,24 @@ def test_a_query_with_nothing_pending_never_opens_the_ledger_file(ledger_home: P
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[2] == str(len(_source_rows(ledger_home, "event_log")))
     assert result.stderr == ""  # nothing pending: no ingest was tried, so nothing to warn about
+
+
+def test_a_copied_home_reads_its_own_files(ledger_home: Path, tmp_path: Path) -> None:
+    # The catalogs name their files by absolute path: a copy (a backup restored, evidence handed
+    # over) must never read the original's files, nor fail because they are gone.
+    import shutil
+
+    _record(ledger_home, 2)
+    expected = _source_rows(ledger_home, "event_log")
+    copy = tmp_path / "copy" / "ledger"
+    shutil.copytree(ledger_home, copy)
+    shutil.rmtree(ledger_home)
+    ledger = Ledger(copy)
+    try:
+        assert len(ledger.query("SELECT * FROM event_log")) == len(expected)  # the file itself
+        ledger.append(SessionEnded(reason="after the copy"))
+        ledger.ingest()  # publishes here, and rebuilds the catalogs for this place
+        assert len(ledger.query("SELECT * FROM event_log")) == len(expected) + 1
+    finally:
+        ledger.close()
+    assert len(_snapshot_rows(copy, "event_log")) == len(expected) + 1

@@ -211,6 +211,12 @@ class GovernancePanel(w.VBox):  # type: ignore[misc]
                  "<h4>Metrics</h4>",
                  table(summary.metrics, [("model", "model"), ("version", "version"), ("metric", "metric"),
                                          ("value", "value"), ("via", "via")], empty="no metric yet")]
+        if summary.lost:  # earlier kernels of this user that were killed: their record ends early
+            parts += [f'<h4 data-lost="{len(summary.lost)}">Sessions ended: lost</h4>',
+                      table(summary.lost, [("session_id", "session"), ("notebook", "notebook"),
+                                           ("last_event_type", "last event"),
+                                           ("last_event_at", "at"), ("cells", "cells")],
+                            cells={"session_id": short}, empty="")]
         return "".join(parts)
 
     def _show_model(self) -> None:

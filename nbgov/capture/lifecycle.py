@@ -31,7 +31,7 @@ from nbgov.canonical import encode_plain
 from nbgov.capture import environment
 from nbgov.capture.dataflow import CellFlow, ProvenanceTracker, analyze_cell
 from nbgov.capture.estimators import ModelRegistry
-from nbgov.errors import LedgerError, NbgovError, NbgovWarning
+from nbgov.errors import NbgovError, NbgovWarning, SpoolError
 from nbgov.events import (
     CaptureFailed,
     CellExecuted,
@@ -49,6 +49,9 @@ from nbgov.redaction import SecretMemory
 __all__ = ["RecordingSession"]
 
 T = TypeVar("T")
+
+#: Seconds a session end may spend on the ledger before it leaves the rest to the next ingest.
+STOP_BUDGET = 0.5
 
 
 class _Cell:
@@ -120,6 +123,8 @@ class RecordingSession:
         # Set by every append, cleared by the flusher: a plain flag (bool writes are atomic under
         # the GIL), since an Event's lock would cost more than the append around every cell.
         self.dirty = False
+        self._spool_failures = 0
+        self._spool_failed_since = ""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -159,19 +164,30 @@ class RecordingSession:
             self._flusher.start()
 
     def stop(self, reason: str) -> None:
-        """Record ``session_ended``, stop the flusher and ingest what is left."""
+        """Record ``session_ended``, then ingest what is left if that can be done at once.
+
+        Nothing here waits for the ledger: ``session_ended`` is in the spool (and fsynced) before
+        anything else happens, the flusher gets :data:`STOP_BUDGET` seconds to finish an ingest it
+        is in the middle of, and the last ingest gives up at once if another process holds the
+        ledger (papermill kills a kernel that takes more than a few seconds to shut down; the
+        spool keeps the events for the next query or ``nbgov ingest``)."""
         if self.stopped:
             return
         self.stopped = True
-        if self._flusher is not None:
-            self._flusher.stop()
+        started = time.monotonic()
         if self.started:
             self.append(SessionEnded(reason=reason, cells=self.cells))
-        self.ledger.sync()  # a session boundary: what was recorded survives a power loss too
+        try:
+            self.ledger.sync()  # a session boundary: what was recorded survives a power loss too
+        except OSError:
+            pass
+        busy = self._flusher is not None and not self._flusher.stop(timeout=STOP_BUDGET)
+        if busy or time.monotonic() - started > STOP_BUDGET:
+            return  # the flusher is still ingesting (it takes this session's events with it)
         try:
             with self.internal():
-                self.ledger.ingest(checkpoint="session_end")
-        except LedgerError as exc:  # busy, or a team ledger's PostgreSQL unreachable
+                self.ledger.ingest(checkpoint="session_end", wait=False)
+        except NbgovError as exc:  # busy, or a team ledger's PostgreSQL unreachable
             warnings.warn(
                 f"nbgov: the session's events stay in the spool for now ({exc.message}); the next "
                 "query or `nbgov ingest` moves them into the ledger",
@@ -182,12 +198,45 @@ class RecordingSession:
     # -- plumbing -------------------------------------------------------------------------------
 
     def append(self, event: Event, *, session: Session | None = None) -> str:
-        """Append *event* in the current cell's session (or the given one)."""
+        """Append *event* in the current cell's session (or the given one); its id, or "" if the
+        spool could not take it (counted, see :meth:`_spooled`)."""
         if session is None:
             session = self._cell.session if self._cell is not None else self.session
-        event_id = self.ledger.append(event, session=session)
+        return self._spooled(lambda: self.ledger.append(event, session=session))
+
+    def _spooled(self, write: Callable[[], str]) -> str:
+        """Run one spool append. A failed one (a full disk, a spool made read-only) is counted
+        here, in memory; the first append that works again records ``capture_failed`` with that
+        count first, so the ledger says how many events are missing and since when."""
+        if self._spool_failures:
+            self._report_spool_failures()
+        try:
+            event_id = write()
+        except SpoolError as exc:
+            if not self._spool_failures:
+                self._spool_failed_since = format_time(time.time_ns())
+            self._spool_failures += 1
+            if "spool" not in self._warned:
+                self._warned.add("spool")
+                warnings.warn(
+                    f"nbgov could not record an event: {exc.message}. Your code runs on; nbgov "
+                    "counts what it cannot record and writes the count to the ledger once it can.",
+                    NbgovWarning, stacklevel=4)
+            return ""
         self.dirty = True
         return event_id
+
+    def _report_spool_failures(self) -> None:
+        count, since = self._spool_failures, self._spool_failed_since
+        message = (f"{count} event(s) of this session could not be written to the spool since "
+                   f"{since} (the disk was full or not writable); they are not in the ledger")
+        try:
+            self.ledger.append(CaptureFailed(hook="spool", error_type="SpoolError", message=message,
+                                             events_lost=count), session=self.session)
+        except SpoolError:
+            return  # still failing: keep counting
+        self._spool_failures = 0
+        self._warned.discard("spool")
 
     @contextlib.contextmanager
     def internal(self) -> Iterator[None]:
@@ -224,17 +273,21 @@ class RecordingSession:
 
     def capture_failed(self, hook: str, exc: BaseException) -> None:
         message = self.secrets.redact(str(exc))[0][:500]
+        recorded = ""
         try:
             with self.internal():
-                self.append(CaptureFailed(hook=hook, error_type=type(exc).__name__, message=message))
+                recorded = self.append(CaptureFailed(hook=hook, error_type=type(exc).__name__,
+                                                     message=message))
         except Exception:  # noqa: BLE001 - even recording the failure must not break the cell
             pass
         if hook not in self._warned:
             self._warned.add(hook)
+            where = ("This is recorded in the ledger; later failures of this hook are recorded "
+                     "without a warning." if recorded else
+                     "It could not be recorded either (the spool refused it); it is counted.")
             warnings.warn(
                 f"nbgov could not capture {hook} ({type(exc).__name__}: {message}); your code ran "
-                "normally. This is recorded in the ledger; later failures of this hook are "
-                "recorded without a warning.",
+                f"normally. {where}",
                 NbgovWarning,
                 stacklevel=2,
             )
@@ -335,8 +388,7 @@ class RecordingSession:
                  "notebook": self.session.notebook, "run_id": self.session.run_id,
                  "session_id": self.session_id},
                 skip_none=True)
-            self.ledger.append_encoded(CellExecuted, payload, session)
-            self.dirty = True
+            self._spooled(lambda: self.ledger.append_encoded(CellExecuted, payload, session))
         finally:
             self._cell = None
 
@@ -366,10 +418,13 @@ class _Flusher:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float) -> bool:
+        """Stop after the ingest in progress, if any; False if it was still running after
+        *timeout* seconds (it goes on in the background, a daemon thread)."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=60)
+            self._thread.join(timeout=timeout)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         recorder = self._recorder

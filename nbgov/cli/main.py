@@ -193,6 +193,10 @@ def status(ctx: click.Context, fmt: str) -> None:
         click.echo(f"  {kind:<24}{count}")
     click.echo(f"last ingest {st.last_ingest or 'never'}"
                + (f" ({st.last_ingest_events} events)" if st.last_ingest else ""))
+    click.echo(f"sessions    {st.sessions_open} open (started, not ended)")
+    for lost in st.sessions_lost:
+        click.echo(f"  ended: lost  {lost.session_id}  {lost.notebook or '(no notebook)'}  "
+                   f"last event {lost.last_event_type} at {lost.last_event_at}")
     live = sum(s.writer_alive for s in st.segments)
     click.echo(f"spool       {len(st.segments)} active segment(s) ({live} with a live writer), "
                f"{st.pending_lines} line(s) pending")

@@ -25,6 +25,7 @@ from nbgov.events.capture import (
     ParamsLogged,
     PredictionMade,
     SessionEnded,
+    SessionLost,
     SessionStarted,
     cell_payload,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "SchedulerStarted",
     "SchedulerStopped",
     "SessionEnded",
+    "SessionLost",
     "SessionStarted",
     "SpoolLineRejected",
     "VendorLinked",

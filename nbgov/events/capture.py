@@ -32,6 +32,7 @@ __all__ = [
     "ParamsLogged",
     "PredictionMade",
     "SessionEnded",
+    "SessionLost",
     "SessionStarted",
     "cell_payload",
 ]
@@ -63,6 +64,23 @@ class SessionEnded(Event):
 
     TYPE: ClassVar[str] = "session_ended"
     reason: str
+    cells: int = 0
+
+
+@dataclass(frozen=True)
+class SessionLost(Event):
+    """A session ended without ``session_ended``: its kernel was killed or crashed.
+
+    Recorded by the ingest that found it (the event's actor): the session's spool segment was
+    fully ingested and no process held it any more, and the session never ended. ``last_event_*``
+    describe the last of its events that reached the ledger, ``cells`` how many cells it ran.
+    """
+
+    TYPE: ClassVar[str] = "session_lost"
+    segment: str
+    last_event_id: str
+    last_event_type: str
+    last_event_at: str
     cells: int = 0
 
 
@@ -347,3 +365,5 @@ class CaptureFailed(Event):
     hook: str
     error_type: str
     message: str
+    #: How many events could not be recorded (``hook`` "spool": appends refused by the disk).
+    events_lost: int | None = None

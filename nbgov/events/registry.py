@@ -23,6 +23,7 @@ from nbgov.events.capture import (
     ParamsLogged,
     PredictionMade,
     SessionEnded,
+    SessionLost,
     SessionStarted,
 )
 from nbgov.events.governance import (
@@ -82,6 +83,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = MappingProxyType(
             LedgerCreated,
             SessionStarted,
             SessionEnded,
+            SessionLost,
             CellExecuted,
             DatasetRead,
             DatasetWritten,

@@ -51,6 +51,8 @@ class SessionSummary:
     datasets: list[dict[str, Any]]
     models: list[dict[str, Any]]
     metrics: list[dict[str, Any]]
+    #: The actor's latest sessions whose kernel went away without ending them (newest first).
+    lost: list[dict[str, Any]] = field(default_factory=list)
 
 
 def session_summary(ledger: Ledger, session_id: str) -> SessionSummary:
@@ -70,8 +72,12 @@ def session_summary(ledger: Ledger, session_id: str) -> SessionSummary:
     metrics = ledger.rows("""
         SELECT model, version, metric, value, value_json, via, event_time
         FROM metrics WHERE session_id = $s ORDER BY seq""", params)
+    lost = ledger.rows("""
+        SELECT session_id, notebook, ended_at AS last_event_at, last_event_type, cells FROM sessions
+        WHERE status = 'ended: lost' AND actor = (SELECT actor FROM sessions WHERE session_id = $s)
+        ORDER BY seq DESC LIMIT 5""", params)
     return SessionSummary(session_id, int(cells["n"].iloc[0]), int(cells["failed"].iloc[0]),
-                          datasets, models, metrics)
+                          datasets, models, metrics, lost)
 
 
 def datasets_read(ledger: Ledger, session_id: str) -> dict[str, list[str]]:

@@ -44,7 +44,7 @@ from nbgov.errors import (
     LedgerUnavailable,
     TeamBackendMissing,
 )
-from nbgov.ledger.store import DUCKDB_CONFIG
+from nbgov.ledger.connection import DUCKDB_CONFIG
 from nbgov.settings import _KEYWORD, _SECRET_KEYS, URL_PREFIX, LakeLocation, parse_ledger_url
 
 __all__ = ["LAKE", "URL_PREFIX", "DuckLakeStore", "LakeLocation", "TeamBackendMissing",

@@ -22,8 +22,6 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -40,19 +38,17 @@ from nbgov.errors import (
 from nbgov.events import EVENT_TYPES, Event, LedgerCreated
 from nbgov.identity import Actor, resolve_actor
 from nbgov.ledger.envelope import Session
-from nbgov.ledger.ingest import IngestReport, ingest_spool, read_cursors, read_rejections
+from nbgov.ledger.ingest import IngestReport, ingest_spool
 from nbgov.ledger.integrity.verify import Head, Progress, VerifyReport, verify_ledger
 from nbgov.ledger.query import QueryResult, check_read_only, run_statements
 from nbgov.ledger.schema import migrations
 from nbgov.ledger.spool import (
-    Rejection,
-    SegmentCursor,
     SpoolWriter,
     list_segments,
     note_consumed,
     nothing_pending,
-    writer_alive,
 )
+from nbgov.ledger.status import LedgerStatus, SegmentStatus, ledger_status
 from nbgov.ledger.store import FileStore, MemoryStore, Store
 from nbgov.settings import Settings, resolve_settings
 
@@ -60,48 +56,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Ledger", "LedgerStatus", "SegmentStatus"]
-
-
-@dataclass(frozen=True)
-class SegmentStatus:
-    """One active spool segment and how far it has been ingested."""
-
-    segment: str
-    size: int
-    ingested_bytes: int
-    pending_lines: int
-    writer_alive: bool
-    blocked: Rejection | None = None
-
-    @property
-    def torn_bytes(self) -> int:
-        """Bytes of an incomplete last line, left until its writer finishes it."""
-        return self.size - self.ingested_bytes if self.pending_lines == 0 else 0
-
-
-@dataclass(frozen=True)
-class LedgerStatus:
-    """What ``nbgov status`` reports."""
-
-    home: str
-    database: str
-    ledger_id: str | None
-    schema_version: int
-    events: int
-    head_seq: int
-    head_chain: str
-    by_type: dict[str, int]
-    last_ingest: str | None
-    last_ingest_events: int
-    segments: list[SegmentStatus] = field(default_factory=list)
-
-    @property
-    def pending_lines(self) -> int:
-        return sum(s.pending_lines for s in self.segments)
-
-    @property
-    def blocked(self) -> list[Rejection]:
-        return [s.blocked for s in self.segments if s.blocked is not None]
 
 
 class Ledger:
@@ -218,6 +172,7 @@ class Ledger:
         max_batches: int | None = None,
         progress: Progress | None = None,
         checkpoint: str | None = None,
+        wait: bool = True,
     ) -> IngestReport:
         """Move every complete spool line into the database; see :mod:`nbgov.ledger.ingest`.
 
@@ -225,9 +180,21 @@ class Ledger:
         *checkpoint* (a reason: ``session_end``, ``review_run``, ``manual``) cuts a signed
         checkpoint of the result when anything was recorded since the last one; without it, one
         is cut only when ``checkpoint_interval`` has passed (see :mod:`nbgov.ledger.integrity.checkpoints`).
+        With *wait* False, raise :class:`LedgerLocked` at once instead of waiting when another
+        ingest or process holds the ledger (a session end does not wait for anyone).
         """
         self._require_ledger()
         self._writer.sync()
+        if not wait:
+            store: Any = self._store
+            saved = getattr(store, "lock_timeout", None)
+            if saved is not None:
+                store.lock_timeout = 0.0
+                try:
+                    return self.ingest(max_batches=max_batches, progress=progress,
+                                       checkpoint=checkpoint)
+                finally:
+                    store.lock_timeout = saved
 
         def run() -> IngestReport:
             return ingest_spool(
@@ -410,25 +377,10 @@ class Ledger:
         return Head(ledger_id, seq, chain)
 
     def status(self) -> LedgerStatus:
-        """Counts, head, last ingest and the spool's pending lines (does not ingest)."""
+        """Counts, head, last ingest, open and lost sessions and the spool's pending lines (does
+        not ingest)."""
         self._require_ledger()
-        cursors: dict[str, SegmentCursor] = {}
-        rejected: dict[str, Rejection] = {}
-        base: dict[str, Any] = {
-            "ledger_id": None, "schema_version": 0, "events": 0, "head_seq": 0,
-            "head_chain": bytes(32).hex(), "by_type": {}, "last_ingest": None,
-            "last_ingest_events": 0,
-        }
-        if self._store.exists():
-            with self._store.read_source() as con:
-                base, cursors, rejected = _read_status(con)
-        segments = [
-            _segment_status(path, cursors.get(path.stem, SegmentCursor()), rejected.get(path.stem))
-            for path in list_segments(self.settings.spool_dir)
-        ]
-        return LedgerStatus(
-            home=str(self.home), database=self._store.description, segments=segments, **base
-        )
+        return ledger_status(self._store, self.settings.spool_dir, home=str(self.home))
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -508,42 +460,3 @@ class Ledger:
                 NbgovWarning,
                 stacklevel=3,
             )
-
-
-def _read_status(con: Any) -> tuple[dict[str, Any], dict[str, SegmentCursor], dict[str, Rejection]]:
-    version = migrations.schema_version(con)
-    if version == 0:
-        raise NotALedger("the ledger database has no nbgov schema yet", hint="run `nbgov init`")
-    head = con.execute("SELECT seq, chain_hash FROM event_log ORDER BY seq DESC LIMIT 1").fetchone()
-    by_type = dict(
-        con.execute("SELECT type, count(*) FROM event_log GROUP BY type ORDER BY 2 DESC, 1").fetchall()
-    )
-    last = con.execute(
-        "SELECT strftime(committed_at, '%Y-%m-%dT%H:%M:%SZ'), events FROM ingest_batches "
-        "ORDER BY batch DESC LIMIT 1"
-    ).fetchone()
-    cursors = read_cursors(con)
-    rejected = {segment: rejection for (segment, _), rejection in read_rejections(con).items()}
-    base = {
-        "ledger_id": migrations.ledger_id(con),
-        "schema_version": version,
-        "events": sum(by_type.values()),
-        "head_seq": int(head[0]) if head else 0,
-        "head_chain": bytes(head[1]).hex() if head else bytes(32).hex(),
-        "by_type": {str(k): int(v) for k, v in by_type.items()},
-        "last_ingest": last[0] if last else None,
-        "last_ingest_events": int(last[1]) if last else 0,
-    }
-    return base, cursors, rejected
-
-
-def _segment_status(path: Path, cursor: SegmentCursor, rejection: Rejection | None) -> SegmentStatus:
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            fh.seek(cursor.offset)
-            pending = fh.read().count(b"\n")
-    except OSError:
-        size, pending = cursor.offset, 0
-    blocked = rejection if rejection is not None and rejection.line == cursor.lines + 1 else None
-    return SegmentStatus(path.stem, size, cursor.offset, pending, writer_alive(path), blocked)

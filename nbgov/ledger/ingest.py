@@ -32,25 +32,29 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from nbgov.errors import IngestError, NbgovWarning
+from nbgov.events import SessionLost
 from nbgov.identity import Actor, hostname
 from nbgov.ledger.admission import INSERT_EVENTS, SCREEN_EVENTS, TIME_FORMAT
 from nbgov.ledger.batches import Batch, Planner, body_array, prefetched, read_cursors, read_rejections
+from nbgov.ledger.connection import transaction
 from nbgov.ledger.derived import number_model_versions
-from nbgov.ledger.envelope import BodyError, check_body
+from nbgov.ledger.envelope import BodyError, Session, check_body
 from nbgov.ledger.integrity.tree_store import extend as extend_tree
 from nbgov.ledger.schema.migrations import upgrade
 from nbgov.ledger.spool import (
     Rejection,
     SegmentCursor,
     SegmentRead,
+    SpoolWriter,
     archive_segment,
     list_segments,
     writer_alive,
 )
-from nbgov.ledger.store import Store, transaction
+from nbgov.ledger.store import Store
 
 __all__ = ["IngestReport", "ingest_spool", "read_cursors", "read_rejections"]
 
@@ -86,6 +90,8 @@ class IngestReport:
     blocked: list[Rejection] = field(default_factory=list)
     archived: int = 0
     consumed: dict[str, int] | None = None
+    lost_sessions: list[str] = field(default_factory=list)
+    _archived_now: list[str] = field(default_factory=list, repr=False)
 
 
 class _BodiesRefused(Exception):
@@ -124,6 +130,9 @@ def ingest_spool(
         # DuckDB insert a batch with all its threads.
         con.execute("SET preserve_insertion_order = false")
         drained = _drain(con, spool_dir, actor, batch_events, max_batches, progress, report)
+        # Sessions whose writer went away without ending them: recorded as lost, now.
+        if drained and _record_lost_sessions(con, spool_dir, actor, report):
+            _drain(con, spool_dir, actor, batch_events, None, progress, report)
         # Still under the lock: whatever *after* appends to the spool (a checkpoint) goes in now.
         if drained and after is not None and after(con):
             _drain(con, spool_dir, actor, batch_events, None, progress, report)
@@ -185,7 +194,9 @@ def _finish(report: IngestReport, planner: Planner, spool_dir: Path, con: duckdb
     report.blocked = planner.blocked
     cursors = read_cursors(con)
     report.consumed = {name: cursor.offset for name, cursor in cursors.items()}
-    report.archived += _archive_finished(spool_dir, cursors)
+    archived = _archive_finished(spool_dir, cursors)
+    report.archived += len(archived)
+    report._archived_now.extend(archived)
 
 
 def _run_fast(
@@ -312,8 +323,9 @@ def _confirm(con: duckdb.DuckDBPyConnection, batch: int, last_seq: int) -> None:
         )
 
 
-def _archive_finished(spool_dir: Path, cursors: dict[str, SegmentCursor]) -> int:
-    archived = 0
+def _archive_finished(spool_dir: Path, cursors: dict[str, SegmentCursor]) -> list[str]:
+    """Move fully ingested segments whose writer is gone to ``spool/done/``; their names."""
+    archived = []
     for path in list_segments(spool_dir):
         cursor = cursors.get(path.stem)
         if cursor is None or cursor.lines == 0:
@@ -324,5 +336,61 @@ def _archive_finished(spool_dir: Path, cursors: dict[str, SegmentCursor]) -> int
             archive_segment(path)
         except OSError:
             continue  # a read-only spool or a concurrent archive: try again next time
-        archived += 1
+        archived.append(path.stem)
     return archived
+
+
+# The sessions that started in the given segments (just archived: every line ingested, no
+# writer left) and never ended there, each with the last of its events and its cell count. A
+# writer keeps every segment it wrote to locked until its process ends (see SpoolWriter), so a
+# session's events are all in segments archived together, and its end, had it been recorded,
+# would be among them.
+_LOST_SESSIONS = """
+WITH bounds AS (
+  SELECT min(b.first_seq) AS lo, max(b.last_seq) AS hi
+  FROM ingest_batches b JOIN spool_progress p USING (batch)
+  WHERE p.segment IN (SELECT unnest($segments::VARCHAR[]))),
+mine AS (
+  SELECT seq, event_id, type, strftime(event_time, '%Y-%m-%dT%H:%M:%S.%fZ') AS at,
+         json_extract(decode(body), '$.session') AS session
+  FROM event_log, bounds
+  WHERE seq BETWEEN bounds.lo AND bounds.hi
+    AND split_part(event_id, ':', 1) IN (SELECT unnest($segments::VARCHAR[]))),
+sessions AS (
+  SELECT (session->>'session_id') AS sid, any_value(session::VARCHAR) AS envelope
+  FROM mine WHERE type = 'session_started' AND (session->>'session_id') IS NOT NULL GROUP BY 1),
+ended AS (
+  SELECT (session->>'session_id') AS sid FROM mine WHERE type IN ('session_ended', 'session_lost')
+  UNION ALL
+  SELECT json_extract_string(decode(body), '$.session.session_id') FROM event_log, bounds
+  WHERE type = 'session_lost' AND seq >= bounds.lo)
+SELECT s.sid, s.envelope, split_part(arg_max(m.event_id, m.seq), ':', 1), arg_max(m.event_id, m.seq),
+       arg_max(m.type, m.seq), arg_max(m.at, m.seq), count(*) FILTER (WHERE m.type = 'cell_executed')
+FROM sessions s JOIN mine m ON (m.session->>'session_id') = s.sid
+WHERE s.sid NOT IN (SELECT sid FROM ended WHERE sid IS NOT NULL)
+GROUP BY s.sid, s.envelope ORDER BY min(m.seq)
+"""
+
+
+def _record_lost_sessions(con: duckdb.DuckDBPyConnection, spool_dir: Path, actor: Actor,
+                          report: IngestReport) -> bool:
+    """Append ``session_lost`` for each session of the segments this ingest archived that never
+    ended (its kernel was killed); True if any was appended (the caller drains them in)."""
+    segments, report._archived_now[:] = list(report._archived_now), []
+    if not segments:
+        return False
+    rows = con.execute(_LOST_SESSIONS, {"segments": segments}).fetchall()
+    if not rows:
+        return False
+    writer = SpoolWriter(spool_dir, actor)
+    try:
+        for sid, envelope, segment, last_id, last_type, last_at, cells in rows:
+            fields = orjson.loads(envelope)
+            session = Session(**{k: fields.get(k) for k in ("session_id", "kernel_id", "notebook", "run_id")})
+            writer.append(SessionLost(segment=segment, last_event_id=last_id, last_event_type=last_type,
+                                      last_event_at=last_at, cells=int(cells)), session=session)
+            report.lost_sessions.append(sid)
+        writer.sync()
+    finally:
+        writer.close()
+    return True

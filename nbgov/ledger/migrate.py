@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from nbgov.errors import LedgerError, NbgovError
 from nbgov.events import LedgerMigrated
+from nbgov.ledger.connection import transaction
 from nbgov.ledger.ducklake import DuckLakeStore
 from nbgov.ledger.facade import Ledger
 from nbgov.ledger.schema.migrations import ledger_id, upgrade
-from nbgov.ledger.store import transaction
 from nbgov.settings import parse_ledger_url, resolve_settings
 
 __all__ = ["migrate_to_team"]

@@ -49,6 +49,8 @@ from pathlib import Path
 import duckdb
 
 from nbgov._version import __version__
+from nbgov.ledger.connection import DUCKDB_CONFIG
+from nbgov.ledger.schema.views import view_statements, views_digest
 
 __all__ = ["CATALOG", "GRACE", "Snapshot"]
 
@@ -97,12 +99,17 @@ class Snapshot:
         self.private = self.dir / "nbgov.duckdb"
         self._digest_file = self.dir / "catalog.sha256"
         self._source_file = self.dir / "source.stat"
+        self._location_file = self.dir / "location"
 
     # -- reading --------------------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """True once a catalog has been published."""
-        return self.private.is_file()
+        """True once a catalog has been published here (a ledger home copied or moved elsewhere
+        has catalogs whose views name the old place: not ready until the next ingest)."""
+        try:
+            return self.private.is_file() and self._location_file.read_text() == str(self.dir.resolve())
+        except OSError:
+            return False
 
     def note_source(self, source: Path) -> None:
         """Remember the ledger file's state right after a publish (its write connection closed)."""
@@ -125,8 +132,6 @@ class Snapshot:
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection to nbgov's own catalog that can read the snapshot's files and
         nothing else on the disk (``enable_external_access`` off, locked)."""
-        from nbgov.ledger.store import DUCKDB_CONFIG
-
         con = duckdb.connect(str(self.private), read_only=True, config=DUCKDB_CONFIG)
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -154,7 +159,7 @@ class Snapshot:
         for table, _, order in _RANGED:
             self._compact(con, table, order)
         digest = self._catalog_digest(con)
-        if not (self.private.is_file() and self.public.is_file()) or self._recorded_digest() != digest:
+        if not (self.ready() and self.public.is_file()) or self._recorded_digest() != digest:
             self._build_catalogs(con, digest)
         self._expire()
 
@@ -193,7 +198,8 @@ class Snapshot:
                 last: int, level: int = 0, *, keep_empty: bool = False, created: int | None = None) -> None:
         folder = self.dir / table
         folder.mkdir(mode=0o700, exist_ok=True)
-        target = folder / f"{first:020d}-{last:020d}-{level}-{int(time.time()) if created is None else created}.parquet"
+        stamp = int(time.time()) if created is None else created
+        target = folder / f"{first:020d}-{last:020d}-{level}-{stamp}.parquet"
         temporary = folder / f".{target.name}.{os.getpid()}.tmp"
         written = con.execute(f"COPY ({query}) TO '{_quote(str(temporary))}' (FORMAT parquet)",
                               {"a": first, "b": last} if "$a" in query else None).fetchone()
@@ -244,8 +250,6 @@ class Snapshot:
             return None
 
     def _catalog_digest(self, con: duckdb.DuckDBPyConnection) -> str:
-        from nbgov.ledger.schema.views import views_digest
-
         columns = con.execute(
             "SELECT table_name, list(column_name || ' ' || data_type ORDER BY ordinal_position) "
             "FROM information_schema.columns WHERE table_schema = 'main' AND table_name IN "
@@ -259,9 +263,6 @@ class Snapshot:
         columns (binding is cheap there), then those tables replaced by views of the same names
         over the snapshot's files (views are bound again at every query)."""
         import shutil
-
-        from nbgov.ledger.schema.views import view_statements
-        from nbgov.ledger.store import DUCKDB_CONFIG
 
         tables = [t for t, _, _ in _RANGED] + list(_WHOLE)
         columns = dict(con.execute(
@@ -293,6 +294,9 @@ class Snapshot:
         temporary_digest = self._digest_file.with_suffix(".tmp")
         temporary_digest.write_text(digest + "\n")
         os.replace(temporary_digest, self._digest_file)
+        temporary_location = self._location_file.with_suffix(".tmp")
+        temporary_location.write_text(str(self.dir.resolve()))
+        os.replace(temporary_location, self._location_file)
 
     def _base_views(self, con: duckdb.DuckDBPyConnection) -> list[str]:
         """The ledger's tables as views over the snapshot's files (an empty file per table gives

@@ -94,6 +94,9 @@ class SpoolWriter:
         self._segment = ""
         self._n = 0
         self._prev = ZERO_HASH
+        # Segments given up after a failed write, still open: their lock tells ingest that their
+        # writer lives (its session goes on in a new segment), until this writer is closed.
+        self._retired: list[int] = []
 
     @property
     def segment(self) -> str | None:
@@ -158,6 +161,9 @@ class SpoolWriter:
     def close(self) -> None:
         """fsync and close the segment; a later append starts a new one."""
         with self._lock:
+            retired, self._retired = self._retired, []
+            for fd in retired:
+                os.close(fd)
             if self._fd is not None:
                 if self._pid == os.getpid():
                     try:
@@ -175,32 +181,50 @@ class SpoolWriter:
                 os.fsync(self._fd)
         except OSError as exc:
             # The segment may now end in a partial line; never append after it.
-            self._abandon()
+            self._abandon(empty=self._n == 0)
             raise SpoolError(
                 f"could not append to spool segment {self._segment} ({exc.strerror})",
                 hint="free disk space or fix permissions under " + str(self.spool_dir),
             ) from None
 
-    def _abandon(self) -> None:
-        if self._fd is not None:
+    def _abandon(self, *, empty: bool) -> None:
+        """Stop appending to the current segment. One without a complete line is removed (a full
+        disk must not leave empty segments behind); one with lines stays open and locked."""
+        if self._fd is None:
+            return
+        if empty:
+            try:
+                os.unlink(self.spool_dir / f"{self._segment}{SEGMENT_SUFFIX}")
+            except OSError:
+                pass  # ingest reads no line from it; an empty segment is harmless, just untidy
             os.close(self._fd)
+        else:
+            self._retired.append(self._fd)
         self._fd = None
 
     def _open_segment(self) -> None:
+        if self._pid != os.getpid():
+            # Inherited across fork: the parent keeps writing (and holding the lock) on them.
+            for fd in self._retired:
+                os.close(fd)
+            self._retired = []
         if self._fd is not None:
-            # Inherited across fork: the parent keeps writing (and holding the lock) on it.
             os.close(self._fd)
             self._fd = None
         segment = new_segment_id()
+        tmp = self.spool_dir / f".{segment}.tmp"
+        fd = -1
         try:
             self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = self.spool_dir / f".{segment}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
             # Lock before the file appears under its final name, so ingest never sees an
             # unlocked live segment and moves it away under the writer.
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.rename(tmp, self.spool_dir / f"{segment}{SEGMENT_SUFFIX}")
         except OSError as exc:
+            if fd >= 0:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
             raise SpoolError(
                 f"cannot create a spool segment in {self.spool_dir} ({exc.strerror})",
                 hint="check that the ledger directory is writable, or choose another with --home",

@@ -29,17 +29,13 @@ from typing import Protocol
 import duckdb
 
 from nbgov.errors import LedgerAccessError, LedgerCorrupt, LedgerError, LedgerLocked, NotALedger
+from nbgov.ledger.connection import DUCKDB_CONFIG, transaction
 from nbgov.ledger.snapshot import Snapshot
 
 __all__ = ["DUCKDB_CONFIG", "FileStore", "MemoryStore", "Store", "transaction", "translate_duckdb_error"]
 
 #: Applied to every connection nbgov opens. DuckDB must never try to download an extension:
 #: the machines nbgov runs on are often offline, and a background download is not auditable.
-DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
-
 _LOCK_HELD = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
 
 
@@ -304,25 +300,6 @@ class MemoryStore:
 
     def close(self) -> None:
         self._con.close()
-
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Run the block in one transaction on *con*: committed at its end, rolled back if it raises.
-
-    DuckDB can answer the COMMIT of a transaction that already failed without an error while
-    rolling it back: a caller that must know its writes persisted reads them back.
-    """
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # the transaction is gone either way; the block's error is the one to report
-        raise
 
 
 def is_permission_error(exc: OSError) -> bool:

@@ -17,8 +17,8 @@ import duckdb
 
 from nbgov._version import __version__
 from nbgov.errors import LedgerError, NotALedger, SchemaTooNew
+from nbgov.ledger.connection import transaction
 from nbgov.ledger.schema.views import apply_views
-from nbgov.ledger.store import transaction
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "ledger_id", "schema_version", "upgrade"]
 

@@ -18,7 +18,7 @@ import duckdb
 
 from nbgov._version import __version__
 from nbgov.errors import LedgerError
-from nbgov.ledger.store import transaction
+from nbgov.ledger.connection import transaction
 
 __all__ = ["VIEW_FILES", "apply_views", "applied_digest", "view_statements", "views_digest"]
 

@@ -6,7 +6,13 @@
 
 CREATE OR REPLACE VIEW sessions AS
   SELECT s.session->>'session_id' AS session_id, s.seq, s.event_time AS started_at,
-         e.event_time AS ended_at, e.payload->>'reason' AS end_reason,
+         -- a lost session (its kernel killed) ended at the last event of it the ledger holds
+         CASE e.type WHEN 'session_lost' THEN (e.payload->>'last_event_at')::TIMESTAMPTZ
+                     ELSE e.event_time END AS ended_at,
+         CASE e.type WHEN 'session_lost' THEN 'lost' ELSE e.payload->>'reason' END AS end_reason,
+         CASE WHEN e.type IS NULL THEN 'open' WHEN e.type = 'session_lost' THEN 'ended: lost'
+              ELSE 'ended' END AS status,
+         CASE e.type WHEN 'session_lost' THEN e.payload->>'last_event_type' END AS last_event_type,
          (e.payload->>'cells')::BIGINT AS cells, s.actor, s.actor_source,
          s.payload->>'host' AS host, s.payload->>'python' AS python,
          s.payload->>'kernel_id' AS kernel_id, s.payload->>'notebook' AS notebook,
@@ -15,8 +21,9 @@ CREATE OR REPLACE VIEW sessions AS
          s.payload->>'packages_sha256' AS packages_sha256,
          s.payload->>'nbgov_version' AS nbgov_version
   FROM events s
-  LEFT JOIN events e ON e.type = 'session_ended'
-       AND (e.session->>'session_id') = (s.session->>'session_id')
+  LEFT JOIN (SELECT * FROM events WHERE type IN ('session_ended', 'session_lost')
+             QUALIFY row_number() OVER (PARTITION BY session->>'session_id' ORDER BY seq) = 1) e
+       ON (e.session->>'session_id') = (s.session->>'session_id')
   WHERE s.type = 'session_started';
 
 CREATE OR REPLACE VIEW cells AS
