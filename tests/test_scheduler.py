@@ -17,8 +17,11 @@ from nbgov.alerts.raising import raise_alert, retry_alerts
 from nbgov.alerts.sinks import AlertConfig, LoadedAlerts
 from nbgov.errors import CronError, ReviewError, ScheduleError
 from nbgov.ledger.facade import Ledger
-from nbgov.reviews.scheduler import FixedClock, Scheduler
-from nbgov.reviews.schedules import add_schedule, list_schedules, remove_schedule
+from nbgov.reviews.cron import occurrences
+from nbgov.reviews.parameters import papermill_parameters
+from nbgov.reviews.scheduler import FixedClock, Launch, Scheduler, TickReport
+from nbgov.reviews.schedules import add_schedule, list_schedules, remove_schedule, same_values
+from nbgov.reviews.triggers import judge_trigger
 from support.helpers import clean_env, review_notebook, run_cli, wait_for
 
 UTC = dt.UTC
@@ -65,8 +68,8 @@ def _runs(ledger: Ledger) -> list[tuple[str, str, int, str]]:
 def test_schedule_changes_are_recorded_and_bad_input_records_nothing(ledger: Ledger, notebooks: Path) -> None:
     origin = _recent_midnight()
     added = add_schedule(ledger, notebooks / "ok.ipynb", cron="0 6 * * MON", tz="Europe/Berlin",
-                         parameters={"x": "7"}, catch_up="latest", retries=2, timeout=60, now=origin)
-    assert added.parameters == {"x": 7} and added.grace_s == 3600
+                         parameters={"x": 7}, catch_up="latest", retries=2, timeout=60, now=origin)
+    assert added.parameters == {"x": 7} and added.grace_s == 3600  # as given: nothing is converted
     with pytest.raises(ScheduleError, match="a schedule named 'ok' exists"):
         add_schedule(ledger, notebooks / "ok.ipynb", cron="0 7 * * *", now=origin)
     add_schedule(ledger, notebooks / "ok.ipynb", cron="*/10 * * * *", replace=True, now=origin)
@@ -79,8 +82,12 @@ def test_schedule_changes_are_recorded_and_bad_input_records_nothing(ledger: Led
     bad = [
         (CronError, dict(cron="61 * * * *"), "minute must be 0-59"),
         (CronError, dict(cron="0 6 * * *", tz="Mars/Olympus"), "unknown time zone"),
-        (ReviewError, dict(cron="0 6 * * *", parameters={"x": "seven"}), "must be int"),
-        (ReviewError, dict(cron="0 6 * * *", parameters={"z": "1"}), "unknown parameter"),
+        # text is never converted: "7" for an int parameter is refused like "seven" (nbgov once made it 7)
+        (ReviewError, dict(cron="0 6 * * *", parameters={"x": "7"}), "must be int"),
+        (ReviewError, dict(cron="0 6 * * *", parameters={"z": 1}), "unknown parameter"),
+        # what the ledger's JSON cannot give back exactly, and what looks like a secret
+        (ScheduleError, dict(cron="0 6 * * *", parameters={"x": 2**60}), "cannot be recorded exactly"),
+        (ScheduleError, dict(cron="0 6 * * *", parameters={"label": "ghp_" + "a1B2" * 9}), "looks like a secret"),
         (ScheduleError, dict(cron="0 6 * * *", catch_up="some"), "catch-up 'some'"),
     ]
     for error, options, message in bad:
@@ -254,3 +261,92 @@ def test_a_failing_webhook_is_recorded_and_retried_until_delivered(ledger: Ledge
     assert "503" in rows[0][3]
     state = ledger.query("SELECT delivered, failing FROM alerts").iloc[0]
     assert state["delivered"] == 1 and state["failing"] is None
+
+
+def test_a_schedules_parameters_are_given_to_every_run_exactly(ledger: Ledger, tmp_path: Path) -> None:
+    notebook = review_notebook(tmp_path / "typed.ipynb", parameters=(
+        "label = 'a'\nx = 1\nratio = 0.5\nflags = {}\nanything = None\napi_token = None"))
+    values = {"label": "007", "x": 7, "ratio": 2.5, "flags": {"when": "2026-01-01", "on": "yes", "b": True},
+              "anything": "{{ 7*7 }}\nit's \"quoted\""}
+    add_schedule(ledger, notebook, cron="0 6 * * *", parameters=values, job="typed",
+                 now=dt.datetime(2026, 11, 1, tzinfo=UTC))
+    (schedule,) = list_schedules(ledger)
+    assert same_values(schedule.parameters, values)
+    argv = Scheduler(ledger).review_argv(Launch(schedule, dt.datetime(2026, 11, 2, 6, tzinfo=UTC), 1))
+    given = argv.index("-y")
+    assert same_values(papermill_parameters(yaml_texts=[argv[given + 1]]), values)  # papermill's -y reading
+    for refused, message in [({"ratio": 3.0}, "stored as 3"), ({"ratio": float("nan")}, "no NaN"),
+                             ({"flags": {1: "a"}}, "text keys"), ({"api_token": "hunter2"}, "looks like a secret")]:
+        with pytest.raises(ScheduleError) as refusal:
+            add_schedule(ledger, notebook, cron="0 6 * * *", parameters=refused, job="refused")
+        assert message in refusal.value.one_line() and "hunter2" not in refusal.value.one_line()
+
+
+def _missed(ledger: Ledger) -> list[str]:
+    frame = ledger.query("SELECT scheduled_for FROM missed_runs ORDER BY scheduled_for")
+    return [at.isoformat() for at in frame["scheduled_for"]]
+
+
+@pytest.mark.parametrize("policy", ["skip", "latest", "all"])
+@pytest.mark.parametrize("last_on_time", [False, True])
+def test_airflow_triggers_run_the_slots_nbgovs_scheduler_runs(tmp_path: Path, notebooks: Path, policy: str,
+                                                              last_on_time: bool) -> None:
+    origin = dt.datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+    # three due times at 06:00; the last one 5 minutes ago (on time, grace 10 min) or an hour ago (late)
+    now = origin + dt.timedelta(days=2, hours=6, minutes=5 if last_on_time else 60)
+    ours, airflows = Ledger.init(tmp_path / "scheduler"), Ledger.init(tmp_path / "airflow")
+    for ledger in (ours, airflows):
+        add_schedule(ledger, notebooks / "ok.ipynb", cron="0 6 * * *", catch_up=policy, job="daily", grace=600,
+                     now=origin)
+    # nbgov's scheduler: what one tick plans (its runs are not started here)
+    report = TickReport()
+    Scheduler(ours, clock=FixedClock(now))._plan(list_schedules(ours)[0], now, {}, report)
+    planned = sorted(launch.scheduled_for.isoformat() for launch in report.launched)
+    # Airflow: catchup=True (all) triggers every slot since start_date, in order; catchup=False only the latest
+    slots = [o.at for o in occurrences("0 6 * * *", "UTC", origin, now)]
+    assert len(slots) == 3
+    triggered = slots if policy == "all" else slots[-1:]
+    judged = [judge_trigger(airflows, "daily", at, now=now) for at in triggered]
+    assert [t.scheduled_for.isoformat() for t in judged if t.run] == planned
+    assert _missed(airflows) == _missed(ours)  # the same missed times recorded, once
+    again = judge_trigger(airflows, "daily", triggered[-1], now=now)  # a repeated trigger records nothing more
+    assert again.run == judged[-1].run and _missed(airflows) == _missed(ours)
+    retry = judge_trigger(airflows, "daily", slots[0], attempt=2, now=now)
+    assert retry.run  # a retry always runs (as nbgov's scheduler retries a failed run)
+
+
+def test_a_trigger_must_be_a_slot_of_the_schedule_in_force(ledger: Ledger, notebooks: Path) -> None:
+    origin = dt.datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    add_schedule(ledger, notebooks / "ok.ipynb", cron="0 6 * * *", parameters={"x": 3}, job="daily", now=origin)
+    ok = judge_trigger(ledger, "daily", dt.datetime(2026, 11, 3, 6, tzinfo=UTC), notebook=notebooks / "ok.ipynb",
+                       parameters={"x": 3}, now=dt.datetime(2026, 11, 3, 6, 1, tzinfo=UTC))
+    assert ok.run and ok.reason is None
+    for at, kwargs, message in [
+        (dt.datetime(2026, 11, 2, 6, tzinfo=UTC), {}, "is not a slot of schedule 'daily'"),  # before it was added
+        (dt.datetime(2026, 11, 3, 6, 30, tzinfo=UTC), {}, "is not a slot"),
+        (dt.datetime(2026, 11, 3, 6, tzinfo=UTC), {"parameters": {"x": 4}}, "parameters given differ"),
+        (dt.datetime(2026, 11, 3, 6, tzinfo=UTC), {"notebook": notebooks / "fails.ipynb"}, "runs .*ok.ipynb"),
+    ]:
+        with pytest.raises(ScheduleError, match=message):
+            judge_trigger(ledger, "daily", at, now=at, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ScheduleError, match="no schedule named 'weekly' is in force"):
+        judge_trigger(ledger, "weekly", dt.datetime(2026, 11, 3, 6, tzinfo=UTC))
+    assert _missed(ledger) == []
+
+
+@pytest.mark.parametrize(("cron", "airflow_at", "slot"), [
+    # fall back: Airflow runs a repeated 02:30 at its second occurrence (01:30 UTC), nbgov at its first
+    ("30 2 * * *", "2026-10-25T01:30:00+00:00", "2026-10-25T00:30:00+00:00"),
+    # spring forward: Airflow runs a missing 02:30 at 03:30 local, nbgov at the gap's end, 03:00
+    ("30 2 * * *", "2026-03-29T01:30:00+00:00", "2026-03-29T01:00:00+00:00"),
+    # an hourly cron: Airflow also runs the repeated hour's second pass; it stands for slots already run
+    ("*/15 * * * *", "2026-10-25T01:15:00+00:00", "2026-10-25T00:45:00+00:00"),
+])
+def test_airflows_daylight_saving_instants_stand_for_nbgovs_slots(ledger: Ledger, notebooks: Path, cron: str,
+                                                                  airflow_at: str, slot: str) -> None:
+    at = dt.datetime.fromisoformat(airflow_at)
+    add_schedule(ledger, notebooks / "ok.ipynb", cron=cron, tz="Europe/Berlin", job="berlin",
+                 now=dt.datetime.fromisoformat(slot) - dt.timedelta(minutes=1))
+    trigger = judge_trigger(ledger, "berlin", at, now=at + dt.timedelta(seconds=5))
+    assert trigger.run and trigger.scheduled_for.isoformat() == slot
+    assert trigger.reason is not None and "daylight-saving" in trigger.reason

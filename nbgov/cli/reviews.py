@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from nbgov.cli.common import ProgressBar, echo_rows, output_format
 from nbgov.cli.common import ledger_of as _ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def papermill_options(function: F) -> F:
+    """papermill's parameter options (-p, -r, -y, -f, -b), with its long spellings as aliases."""
+    options = [
+        click.option("-p", "--parameter", "--parameters", "parameters", nargs=2, multiple=True,
+                     metavar="NAME VALUE", help="A parameter, read as papermill reads -p: True, False, "
+                     "None, an int, a float, else text."),
+        click.option("-r", "--parameter-raw", "--parameters_raw", "parameters_raw", nargs=2, multiple=True,
+                     metavar="NAME VALUE", help="A parameter whose value is the text as given."),
+        click.option("-y", "--parameters-yaml", "--parameters_yaml", "parameters_yaml", multiple=True,
+                     metavar="YAML", help="Parameters as a YAML mapping."),
+        click.option("-f", "--parameters-file", "--parameters_file", "parameters_file", multiple=True,
+                     metavar="FILE", help="Parameters from a YAML (or JSON) file."),
+        click.option("-b", "--parameters-base64", "--parameters_base64", "parameters_base64", multiple=True,
+                     metavar="BASE64", help="Parameters as base64-encoded YAML."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _parameters(options: dict[str, Any]) -> dict[str, Any]:
+    """The values papermill's command line gives (merged as papermill merges them)."""
+    from nbgov.reviews.parameters import papermill_parameters
+
+    return papermill_parameters(
+        typed=options.pop("parameters"), raw=options.pop("parameters_raw"),
+        yaml_texts=options.pop("parameters_yaml"), files=options.pop("parameters_file"),
+        base64_texts=options.pop("parameters_base64"))
 
 
 @click.group()
@@ -17,8 +51,7 @@ def review() -> None:
 
 @review.command("run")
 @click.argument("notebook", type=click.Path(path_type=Path))
-@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="Set a parameter of the notebook's parameters cell (converted to its type).")
+@papermill_options
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="Kill the run's kernel after this many seconds (status timed_out).")
 @click.option("--cwd", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -27,27 +60,49 @@ def review() -> None:
 @click.option("--scheduled-for", default=None, metavar="ISO-8601",
               help="The due time this run is for; with --job, a repeated trigger is a no-op.")
 @click.option("--attempt", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--as-scheduled", is_flag=True,
+              help="For external schedulers (Airflow): judge --scheduled-for as nbgov's scheduler "
+                   "would (a slot of schedule --job, its grace period, its catch-up policy); exit 99 "
+                   "when there is nothing to run.")
 @click.pass_context
-def review_run(ctx: click.Context, notebook: Path, parameters: tuple[tuple[str, str], ...],
-               timeout: float | None, cwd: Path | None, job: str | None, scheduled_for: str | None,
-               attempt: int) -> None:
+def review_run(ctx: click.Context, /, notebook: Path, timeout: float | None, cwd: Path | None,
+               job: str | None, scheduled_for: str | None, attempt: int, as_scheduled: bool,
+               **options: Any) -> None:
     """Run NOTEBOOK with papermill under supervision; record its start, finish and status.
 
-    Parameters are checked against the notebook's parameters cell before anything runs. The
-    executed notebook is kept under <home>/runs/. Exit status: 0 succeeded, 1 failed, 3 timed
-    out, 4 kernel died.
+    Parameters take papermill's options and values (-p, -r, -y, -f, -b, merged in papermill's
+    order: -b, -f, -y, -p, -r) and are checked against the notebook's parameters cell before
+    anything runs: an unknown name or a value of the wrong type is refused, never converted. The
+    executed notebook is kept under <home>/runs/. Exit status: 0 succeeded (or a repeated
+    trigger), 1 failed, 3 timed out, 4 kernel died, 99 nothing to run (--as-scheduled).
 
     \b
     Example:
       nbgov review run reviews/bias_review.ipynb -p model hmda_denial -p window_days 30 --timeout 600
+      nbgov review run reviews/bias_review.ipynb -f params.yaml -r model_version 007
     """
     from nbgov.alerts.sinks import find_alert_config
-    from nbgov.reviews.runs import parameter_pairs, run_review
+    from nbgov.reviews.runs import run_review
 
+    parameters = _parameters(options)
     alerts = find_alert_config()
+    ledger = _ledger(ctx)
+    if as_scheduled:
+        from nbgov.reviews.scheduler import parse_instant
+        from nbgov.reviews.triggers import judge_trigger
+
+        if job is None or scheduled_for is None:
+            raise click.UsageError("--as-scheduled needs --job and --scheduled-for")
+        trigger = judge_trigger(ledger, job, parse_instant(scheduled_for, "--scheduled-for"),
+                                notebook=notebook, parameters=parameters, attempt=attempt, alerts=alerts)
+        if trigger.reason:
+            click.echo(f"{job}: {trigger.reason}", err=not trigger.run)
+        if not trigger.run:
+            ctx.exit(99)
+        scheduled_for = trigger.scheduled_for.isoformat()
     bar = ProgressBar("reviewing")
     try:
-        result = run_review(_ledger(ctx), notebook, parameter_pairs(parameters), timeout=timeout,
+        result = run_review(ledger, notebook, parameters, timeout=timeout,
                             cwd=cwd, job=job, scheduled_for=scheduled_for, attempt=attempt, progress=bar,
                             alerts=alerts)
     finally:
@@ -86,7 +141,7 @@ def schedule() -> None:
 @click.argument("notebook", type=click.Path(path_type=Path))
 @click.option("--cron", required=True, help='A 5-field cron expression, e.g. "0 6 * * MON".')
 @click.option("--tz", default="UTC", show_default=True, help="The cron's time zone (IANA name).")
-@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE")
+@papermill_options
 @click.option("--catch-up", type=_CATCH_UP, default="skip", show_default=True,
               help="What to run of due times found past their grace period (each is recorded as missed).")
 @click.option("--retries", type=click.IntRange(0, 20), default=0, show_default=True)
@@ -97,10 +152,13 @@ def schedule() -> None:
 @click.option("--job", default=None, help="The schedule's name (default: the notebook's name).")
 @click.option("--replace", is_flag=True, help="Change an existing schedule of that name.")
 @click.pass_context
-def schedule_add(ctx: click.Context, notebook: Path, cron: str, tz: str,
-                 parameters: tuple[tuple[str, str], ...], catch_up: str, retries: int,
-                 timeout: float | None, grace: float | None, job: str | None, replace: bool) -> None:
+def schedule_add(ctx: click.Context, /, notebook: Path, cron: str, tz: str, catch_up: str, retries: int,
+                 timeout: float | None, grace: float | None, job: str | None, replace: bool,
+                 **options: Any) -> None:
     """Schedule NOTEBOOK (validated now: parameters, cron, time zone).
+
+    Parameters take the options and values of `nbgov review run` (papermill's) and are recorded
+    as given: every run of the schedule gets exactly these values.
 
     \b
     Example:
@@ -108,11 +166,10 @@ def schedule_add(ctx: click.Context, notebook: Path, cron: str, tz: str,
           -p model hmda_denial --catch-up latest --retries 2 --timeout 900
     """
     from nbgov.reviews.cron import next_occurrence
-    from nbgov.reviews.runs import parameter_pairs
     from nbgov.reviews.schedules import add_schedule
 
     ledger = _ledger(ctx)
-    added = add_schedule(ledger, notebook, cron=cron, tz=tz, parameters=parameter_pairs(parameters),
+    added = add_schedule(ledger, notebook, cron=cron, tz=tz, parameters=_parameters(options),
                          catch_up=catch_up, retries=retries, timeout=timeout, grace=grace, job=job,
                          replace=replace)
     ledger.ingest()
@@ -188,15 +245,25 @@ def schedule_history(ctx: click.Context, job: str | None, limit: int, fmt: str) 
 def schedule_export(ctx: click.Context, airflow_dir: Path) -> None:
     """Write an Airflow DAG per schedule, each calling `nbgov review run` (nbgov stays the record).
 
+    Each DAG triggers the schedule's slots after it took effect and runs them with
+    `nbgov review run --as-scheduled`, which applies the grace period and catch-up policy as
+    nbgov's scheduler does. The task carries the ledger, the settings, the policy file and the
+    alerts file this command resolves (never a secret) and runs nbgov with this Python.
+
     \b
     Example:
       nbgov schedule export --airflow ~/airflow/dags
     """
-    from nbgov.reviews.airflow import export_airflow
+    from nbgov.governance.policy import find_policy
+    from nbgov.reviews.airflow import export_airflow, worker_environment
     from nbgov.reviews.schedules import list_schedules
 
     ledger = _ledger(ctx)
-    written = export_airflow(list_schedules(ledger), airflow_dir, home=ledger.home.resolve())
+    policy = find_policy()
+    environment = worker_environment(ledger.settings, policy_file=policy[1] if policy else None)
+    pyproject = ledger.settings.pyproject
+    written = export_airflow(list_schedules(ledger), airflow_dir, home=ledger.home.resolve(),
+                             environment=environment, cwd=pyproject.parent.resolve() if pyproject else None)
     for path in written:
         click.echo(f"wrote {path}")
     if not written:

@@ -12,9 +12,11 @@ notebook's metadata (after a timeout or a dead kernel papermill marks unexecuted
 * ``kernel_died``: the kernel process ended on its own.
 
 Parameters are checked against the notebook's ``parameters`` cell before anything is launched or
-recorded. The run records ``review_run_started`` and ``review_run_finished``; its kernel is told
-the run id (``NBGOV_RUN_ID``), so every event captured inside the run carries ``session.run_id``.
-The executed notebook is kept under ``<home>/runs/`` and fingerprinted.
+recorded, and given to papermill unchanged (:mod:`nbgov.reviews.parameters`: papermill's
+command-line semantics, nbgov's checks). The run records ``review_run_started`` and
+``review_run_finished``; its kernel is told the run id (``NBGOV_RUN_ID``), so every event
+captured inside the run carries ``session.run_id``. The executed notebook is kept under
+``<home>/runs/`` and fingerprinted.
 
 A scheduled run names its ``job``, ``scheduled_for`` and ``attempt``: such a run is claimed under
 a lock, so a duplicate trigger of the same attempt is a no-op.
@@ -22,16 +24,14 @@ a lock, so a duplicate trigger of the same attempt is a no-op.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import fcntl
-import json
 import os
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ from nbgov.fingerprint import fingerprint_file
 from nbgov.identity import hostname
 from nbgov.ledger.envelope import Session
 from nbgov.reviews.execution import environment_variables
+from nbgov.reviews.parameters import Parameter, check_parameters, notebook_parameters
 
 if TYPE_CHECKING:
     from nbgov.alerts.sinks import LoadedAlerts
@@ -53,8 +54,8 @@ __all__ = [
     "EXIT_CODES",
     "Parameter",
     "ReviewResult",
+    "claims_lock",
     "notebook_parameters",
-    "parse_parameters",
     "run_review",
 ]
 
@@ -65,16 +66,6 @@ EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, TIMED_OUT: 3, KERNEL_DIED: 4}
 POLICY_BREACHES = frozenset({"CheckFailed", "PolicyBreach"})
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One parameter the notebook's ``parameters`` cell declares."""
-
-    name: str
-    type_name: str
-    default: str
-    help: str
 
 
 @dataclass(frozen=True)
@@ -114,109 +105,6 @@ class ReviewResult:
         why = f": {self.error_type}: {self.error_message}" if self.error_type else ""
         return (f"{self.notebook.name}: {self.status}{where}{why} after {self.seconds:.1f}s "
                 f"({self.cells_executed} of {self.cells_total} code cells ran; executed copy: {self.output})")
-
-
-# -- parameters ----------------------------------------------------------------------------------
-
-
-def _read_notebook(path: Path) -> Any:
-    if not path.is_file():
-        raise ReviewError(f"no notebook at {path}")
-    try:
-        return nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
-    except Exception as exc:  # nbformat raises several unrelated types for a bad file
-        raise ReviewError(f"{path} is not a readable notebook ({type(exc).__name__}: {exc})") from None
-
-
-def notebook_parameters(path: Path) -> dict[str, Parameter]:
-    """The parameters declared by the notebook's cell tagged ``parameters``.
-
-    Raises
-    ------
-    ReviewError
-        No such notebook, not a notebook, or no ``parameters`` cell.
-    """
-    from papermill import inspect_notebook
-
-    nb = _read_notebook(path)
-    if not any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells):
-        raise ReviewError(
-            f"{path.name} has no cell tagged 'parameters'",
-            hint="review notebooks are parameterised: tag the cell that sets the defaults 'parameters'")
-    return {name: Parameter(name, _type_name(p["inferred_type_name"], p["default"]), p["default"], p["help"])
-            for name, p in inspect_notebook(str(path)).items()}
-
-
-def _type_name(annotated: str, default: str) -> str:
-    """The annotation papermill found, else the type of the default's literal (``x = 1``: int)."""
-    if annotated not in ("None", ""):
-        return annotated
-    try:
-        value = ast.literal_eval(default)
-    except (ValueError, SyntaxError):
-        return "None"
-    for kind in (bool, int, float, str, list, dict):  # bool first: True is also an int
-        if isinstance(value, kind):
-            return kind.__name__
-    return "None"
-
-
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
-def _convert(parameter: Parameter, value: Any) -> Any:
-    kind = parameter.type_name
-    if not isinstance(value, str):
-        types: dict[str, type | tuple[type, ...]] = {
-            "int": int, "float": (int, float), "str": str, "bool": bool, "list": list, "dict": dict}
-        expected = types.get(kind)
-        if expected is not None and (not isinstance(value, expected) or
-                                     (kind in ("int", "float") and isinstance(value, bool))):
-            raise ReviewError(f"parameter {parameter.name!r} must be {kind}, not {type(value).__name__}")
-        return value
-    text = value
-    try:
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
-        if kind == "bool":
-            if text.lower() in _TRUE:
-                return True
-            if text.lower() in _FALSE:
-                return False
-            raise ValueError
-        if kind == "str":
-            return text
-        if kind in ("list", "dict"):
-            parsed = json.loads(text)
-            if not isinstance(parsed, list if kind == "list" else dict):
-                raise ValueError
-            return parsed
-    except ValueError:
-        raise ReviewError(
-            f"parameter {parameter.name!r} must be {kind} (the notebook's default is "
-            f"{parameter.default}), not {text!r}") from None
-    try:  # None or an expression papermill could not type: JSON if it parses, else text
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def parse_parameters(declared: Mapping[str, Parameter], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Check *given* against the declared parameters and convert text values to their types.
-
-    Raises
-    ------
-    ReviewError
-        An unknown name, or a value that is not of the declared type.
-    """
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        names = ", ".join(declared) or "none"
-        raise ReviewError(f"unknown parameter(s) {', '.join(map(repr, unknown))}; the notebook's "
-                          f"parameters: {names}")
-    return {name: _convert(declared[name], value) for name, value in given.items()}
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -276,7 +164,8 @@ def _executes(cell: Any) -> bool:
 
 
 @contextlib.contextmanager
-def _claims_lock(home: Path) -> Iterator[None]:
+def claims_lock(home: Path) -> Iterator[None]:
+    """Hold ``<home>/claims.lock``: claims of scheduled runs (and judging a trigger) happen under it."""
     with open(home / "claims.lock", "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -315,7 +204,8 @@ def run_review(
     notebook
         The review notebook (must have a ``parameters`` cell).
     parameters
-        Name -> value; text values are converted to the type the notebook declares.
+        Name -> value, given to the notebook unchanged; each must be of a type its parameter
+        accepts (:func:`nbgov.reviews.parameters.check_parameters`; nothing is converted).
     timeout
         Seconds for the whole run; the kernel is killed when they pass.
     job, scheduled_for, attempt
@@ -338,7 +228,7 @@ def run_review(
         raise ReviewError("a scheduled run names both its job and its scheduled time")
     path = Path(notebook).expanduser().resolve()
     declared = notebook_parameters(path)
-    values = parse_parameters(declared, dict(parameters or {}))
+    values = check_parameters(declared, dict(parameters or {}))
     source = path.read_bytes()
     import hashlib
 
@@ -353,7 +243,7 @@ def run_review(
         parameters=_recordable(values), output=str(output), timeout_s=timeout, job=job,
         scheduled_for=scheduled_for, attempt=attempt, host=hostname(), pid=os.getpid())
     if job is not None and scheduled_for is not None:
-        with _claims_lock(ledger.home):
+        with claims_lock(ledger.home):
             if _already_started(ledger, job, scheduled_for, attempt):
                 return ReviewResult(run_id, SUCCEEDED, path, None, duplicate=True, parameters=values)
             ledger.append(started, session=session)
@@ -444,13 +334,3 @@ def _judge(supervisor: _Supervisor, failure: BaseException | None) -> tuple[str,
         return FAILED, running, "Incomplete", (
             f"only {supervisor.executed} of {supervisor.total} code cells ran")
     return SUCCEEDED, None, None, None
-
-
-def parameter_pairs(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """``-p NAME VALUE`` pairs as a dict; a repeated name is an error."""
-    result: dict[str, str] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ReviewError(f"parameter {name!r} given twice")
-        result[name] = value
-    return result

@@ -13,6 +13,11 @@ force and, for each, the due times since the last one it handled:
   after a backoff of 1, 2, 4, ... minutes (at most an hour);
 * alert deliveries that failed are retried.
 
+An external scheduler (an exported Airflow DAG) triggers one slot at a time instead:
+:func:`nbgov.reviews.triggers.judge_trigger` applies the same rules to it (is it a slot of the
+schedule in force, is it past its grace period, what the catch-up policy says), so both run the
+same slots.
+
 At most ``concurrency`` runs go at once. SIGTERM stops launching, waits for the running reviews
 and exits. The clock is injectable, so tests (and ``--now``) decide what "now" is.
 """
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -38,13 +42,15 @@ from nbgov.errors import NbgovError
 from nbgov.events import ReviewMissed, SchedulerStarted, SchedulerStopped
 from nbgov.identity import hostname
 from nbgov.reviews.cron import occurrences
+from nbgov.reviews.parameters import parameter_argv
 from nbgov.reviews.schedules import Schedule, list_schedules
 
 if TYPE_CHECKING:
     from nbgov.alerts.sinks import LoadedAlerts
     from nbgov.ledger.facade import Ledger
 
-__all__ = ["Clock", "Scheduler", "SystemClock", "TickReport"]
+__all__ = ["Clock", "Scheduler", "SystemClock", "TickReport", "handled_slots", "parse_instant",
+           "record_missed"]
 
 MAX_BACKOFF = 3600.0
 MAX_OCCURRENCES = 100_000
@@ -167,12 +173,7 @@ class Scheduler:
         return report
 
     def _handled(self) -> dict[str, dt.datetime]:
-        """Per job, the latest due time already started or recorded as missed."""
-        frame = self.ledger.query("""
-            SELECT job, max(due) AS due FROM (
-              SELECT job, scheduled_for AS due FROM review_runs WHERE job IS NOT NULL
-              UNION ALL SELECT job, scheduled_for FROM missed_runs) AS handled GROUP BY job""")
-        return {str(job): due.to_pydatetime() for job, due in zip(frame["job"], frame["due"])}
+        return handled_slots(self.ledger)
 
     def _plan(self, schedule: Schedule, now: dt.datetime, handled: dict[str, dt.datetime],
               report: TickReport) -> None:
@@ -198,12 +199,7 @@ class Scheduler:
             report.launched.append(launch)
 
     def _record_missed(self, schedule: Schedule, at: dt.datetime, now: dt.datetime) -> None:
-        self.ledger.append(ReviewMissed(job=schedule.job, scheduled_for=at.isoformat(),
-                                        grace_s=schedule.grace_s, catch_up=schedule.catch_up))
-        self.ledger.ingest()
-        raise_alert(self.ledger, self.alerts, reason="missed", job=schedule.job, now=now,
-                    message=f"review {schedule.job} due {at.isoformat()} did not start within "
-                            f"{schedule.grace_s:.0f}s (catch-up: {schedule.catch_up})")
+        record_missed(self.ledger, self.alerts, schedule, at, now)
 
     def _retries(self, now: dt.datetime) -> list[Launch]:
         """Failed scheduled runs whose next attempt is due (after the backoff)."""
@@ -241,15 +237,18 @@ class Scheduler:
             launch = self.queue.pop(0)
             self.running[launch.key] = self._spawn(launch)
 
-    def _spawn(self, launch: Launch) -> subprocess.Popen[bytes]:
+    def review_argv(self, launch: Launch) -> list[str]:
+        """The ``nbgov review run`` command of *launch* (the parameters exactly as recorded)."""
         schedule = launch.schedule
         argv = [*self.command, "--home", str(self.ledger.home), "review", "run", schedule.notebook,
                 "--job", schedule.job, "--scheduled-for", launch.scheduled_for.isoformat(),
-                "--attempt", str(launch.attempt)]
-        for name, value in schedule.parameters.items():
-            argv += ["-p", name, value if isinstance(value, str) else json.dumps(value)]
+                "--attempt", str(launch.attempt), *parameter_argv(schedule.parameters)]
         if schedule.timeout_s:
             argv += ["--timeout", str(schedule.timeout_s)]
+        return argv
+
+    def _spawn(self, launch: Launch) -> subprocess.Popen[bytes]:
+        argv = self.review_argv(launch)
         log = self.ledger.home / "runs" / "scheduler.log"
         log.parent.mkdir(mode=0o700, exist_ok=True)
         with open(log, "ab") as out:
@@ -310,6 +309,26 @@ class Scheduler:
         self.ledger.ingest()
 
 
+def handled_slots(ledger: Ledger) -> dict[str, dt.datetime]:
+    """Per job, the latest due time already started or recorded as missed."""
+    frame = ledger.query("""
+        SELECT job, max(due) AS due FROM (
+          SELECT job, scheduled_for AS due FROM review_runs WHERE job IS NOT NULL
+          UNION ALL SELECT job, scheduled_for FROM missed_runs) AS handled GROUP BY job""")
+    return {str(job): due.to_pydatetime() for job, due in zip(frame["job"], frame["due"])}
+
+
+def record_missed(ledger: Ledger, alerts: LoadedAlerts | None, schedule: Schedule, at: dt.datetime,
+                  now: dt.datetime) -> None:
+    """Record that the due time *at* did not start within its grace period, and alert."""
+    ledger.append(ReviewMissed(job=schedule.job, scheduled_for=at.isoformat(),
+                               grace_s=schedule.grace_s, catch_up=schedule.catch_up))
+    ledger.ingest()
+    raise_alert(ledger, alerts, reason="missed", job=schedule.job, now=now,
+                message=f"review {schedule.job} due {at.isoformat()} did not start within "
+                        f"{schedule.grace_s:.0f}s (catch-up: {schedule.catch_up})")
+
+
 def install_signal_handlers(stop: threading.Event) -> None:
     """SIGTERM and SIGINT set *stop*: the scheduler finishes running reviews and exits."""
     def handle(signum: int, frame: Any) -> None:
@@ -321,10 +340,16 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
 def parse_now(text: str) -> dt.datetime:
     """``--now``: an ISO-8601 instant (UTC when no offset is given)."""
+    return parse_instant(text, "--now")
+
+
+def parse_instant(text: str, option: str) -> dt.datetime:
+    """An ISO-8601 instant given to *option* (UTC when no offset is given)."""
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise NbgovError(f"--now {text!r} is not an ISO-8601 time (e.g. 2026-11-30T06:00:00+00:00)") from None
+        raise NbgovError(f"{option} {text!r} is not an ISO-8601 time "
+                         "(e.g. 2026-11-30T06:00:00+00:00)") from None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
