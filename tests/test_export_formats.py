@@ -3,7 +3,8 @@
 OpenLineage events are validated against the official OpenLineage JSON Schema and each standard
 facet against the official schema its ``_schemaURL`` names (both vendored in
 tests/data/vectors/openlineage and resolved offline through a ``referencing`` registry), nbgov's
-custom facets against the JSON Schemas nbgov publishes for them; they are also rebuilt with the
+custom facets against the JSON Schemas nbgov ships for them (read from the installed package's
+files, nbgov/export/schemas/, by the URL that names each); they are also rebuilt with the
 official OpenLineage Python client's typed model (``openlineage-python``: its classes define every
 standard facet's fields, require a UUID run id and an RFC 3339 event time, and know each facet's
 schema URL) and must serialise back to exactly what nbgov exported. PROV documents are loaded
@@ -16,12 +17,15 @@ from __future__ import annotations
 import copy
 import importlib.resources
 import json
+import time
+import tomllib
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import blake3
 import jsonschema
@@ -31,6 +35,7 @@ import pytest
 import referencing.exceptions
 from openlineage.client import event_v2 as ol
 from openlineage.client.generated import (
+    column_lineage_dataset,
     dataset_version_dataset,
     datasource_dataset,
     error_message_run,
@@ -41,8 +46,10 @@ from openlineage.client.generated import (
 )
 from openlineage.client.serde import Serde
 from prov.model import (
+    ProvAgent,
     ProvAssociation,
     ProvCommunication,
+    ProvDelegation,
     ProvDerivation,
     ProvDocument,
     ProvGeneration,
@@ -50,9 +57,11 @@ from prov.model import (
 )
 from referencing import Registry, Resource
 
-from nbgov import events
+import nbgov.ledger.spool
+from nbgov import canonical, events
 from nbgov.errors import ExportError
 from nbgov.export.openlineage import (
+    FACET_SCHEMA_BASE,
     FACET_SCHEMAS,
     PRODUCER,
     RUN_EVENT_SCHEMA,
@@ -72,6 +81,7 @@ from support.helpers import (
     sample_ledger,
     train_version,
     vector_files,
+    write_policy,
 )
 from support.ipython import isolated_shells
 
@@ -89,9 +99,13 @@ _STANDARD = {
     "errorMessage": lambda f: error_message_run.ErrorMessageRunFacet(**f),
     "jobType": lambda f: job_type_job.JobTypeJobFacet(**f),
     "sourceCode": lambda f: source_code_job.SourceCodeJobFacet(**f),
+    "columnLineage": lambda f: column_lineage_dataset.ColumnLineageDatasetFacet(fields={
+        column: column_lineage_dataset.Fields(inputFields=[
+            column_lineage_dataset.InputField(**{**i, "transformations": [
+                column_lineage_dataset.Transformation(**t) for t in i.get("transformations", [])]})
+            for i in field.pop("inputFields")], **field)
+        for column, field in f.pop("fields").items()}, **f),
 }
-_CUSTOM = Registry().with_resources(
-    (url, Resource.from_contents(schema)) for url, schema in FACET_SCHEMAS.items())
 
 
 def _official_facets(facets: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +116,9 @@ def _official_facets(facets: dict[str, Any]) -> dict[str, Any]:
         assert data["_producer"] == PRODUCER
         assert FORMATS.conforms(data["_schemaURL"], "uri")
         if key.startswith("nbgov_"):
-            schema = next(s for s in FACET_SCHEMAS.values() if key in s["properties"])
+            schema = next(s for s in CUSTOM.values() if key in s["properties"])
             assert data["_schemaURL"].startswith(schema["$id"] + "#/$defs/")
-            jsonschema.Draft202012Validator({"$ref": data["_schemaURL"]}, registry=_CUSTOM,
+            jsonschema.Draft202012Validator({"$ref": data["_schemaURL"]}, registry=SCHEMAS,
                                             format_checker=FORMATS).validate(data)
             continue
         facet = _STANDARD[key]({k: copy.deepcopy(v) for k, v in data.items() if not k.startswith("_")})
@@ -148,8 +162,10 @@ def conforms(exported: list[dict[str, Any]]) -> None:
 
 # -- the official OpenLineage JSON Schema ---------------------------------------------------------
 # OpenLineage.json (2-0-2) and the standard facet schemas, vendored with their licence in
-# tests/data/vectors/openlineage, and nbgov's own facet schemas, all in one registry keyed by
-# ``$id``. Nothing is fetched: a reference to any other schema fails the test that makes it.
+# tests/data/vectors/openlineage, and nbgov's own facet schemas as the package ships them (the
+# files in nbgov/export/schemas/, each named by FACET_SCHEMA_BASE + its file name), all in one
+# registry keyed by ``$id``. Nothing is fetched: a reference to any other schema fails the test
+# that makes it.
 
 
 class NotVendored(LookupError):
@@ -165,8 +181,14 @@ OFFICIAL: dict[str, dict[str, Any]] = {
     schema["$id"]: schema for schema in (json.loads(path.read_text()) for path in [
         VECTORS / "openlineage" / "OpenLineage.json", *vector_files("openlineage", "facets")])}
 OPENLINEAGE_ID = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
+#: nbgov's custom facet schemas as shipped: every file in the installed package's
+#: nbgov/export/schemas/, by the URL that names it (FACET_SCHEMA_BASE + its file name).
+SHIPPED = importlib.resources.files("nbgov.export") / "schemas"
+CUSTOM: dict[str, dict[str, Any]] = {
+    FACET_SCHEMA_BASE + f.name: json.loads(f.read_text(encoding="utf-8"))
+    for f in SHIPPED.iterdir() if f.name.endswith(".json")}
 SCHEMAS: Registry[Any] = Registry(retrieve=_offline).with_resources(
-    (uri, Resource.from_contents(schema)) for uri, schema in {**OFFICIAL, **FACET_SCHEMAS}.items())
+    (uri, Resource.from_contents(schema)) for uri, schema in {**OFFICIAL, **CUSTOM}.items())
 #: The standard facets nbgov writes, at the versions it writes (all among the vendored schemas).
 STANDARD_FACETS = {
     "parent": "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet",
@@ -178,6 +200,8 @@ STANDARD_FACETS = {
     "errorMessage": "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet",
     "jobType": "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet",
     "sourceCode": "https://openlineage.io/spec/facets/1-0-1/SourceCodeJobFacet.json#/$defs/SourceCodeJobFacet",
+    "columnLineage": "https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json"
+                     "#/$defs/ColumnLineageDatasetFacet",
 }
 _VALIDATORS: dict[str, jsonschema.protocols.Validator] = {}
 
@@ -218,10 +242,10 @@ def validate_openlineage(exported: list[dict[str, Any]]) -> Counter[str]:
             name = pointer.rsplit("/", 1)[-1]
             assert pointer == f"/$defs/{name}", url
             assert whole.get("properties", {}).get(key) == {"$ref": f"#/$defs/{name}"}, (key, url)
-            if base in FACET_SCHEMAS:  # a custom facet: nbgov's prefix, and named for its place
+            if base in CUSTOM:  # a custom facet: nbgov's prefix, and named for its place
                 assert key.startswith("nbgov_") and name.endswith(place), (key, url, place)
-            else:
-                assert {"$ref": f"{OPENLINEAGE_ID}#/$defs/{place}"} in whole["$defs"][name]["allOf"], (key, place)
+            # Every facet, standard or custom, extends OpenLineage's base facet of its place.
+            assert {"$ref": f"{OPENLINEAGE_ID}#/$defs/{place}"} in whole["$defs"][name]["allOf"], (key, place)
             _validator(url).validate(facet)
             checked[url] += 1
     return checked
@@ -366,11 +390,219 @@ def test_a_real_notebook_exports_as_a_prov_document(recorded: dict[str, Path]) -
     usage = [r for r in doc.get_records(ProvUsage) if (str(r.args[0]), str(r.args[1])) == (reader, data_id)]
     assert usage and usage[0].get_attribute("nbgov:seq") == {int(read["seq"])}
     session = f"ledger:session/{read['session_id']}"
-    assert (reader, session) in relations(doc, ProvCommunication)  # the cell ran within the session
+    # The cell is part of its session: the session (also an agent, the kernel) ran it on behalf of
+    # its actor; no communication between them is claimed.
+    assert (reader, session, None) in relations(doc, ProvAssociation)
+    assert (reader, session) not in relations(doc, ProvCommunication)
+    actor = "ledger:actor/" + ledger.query("SELECT actor FROM sessions")["actor"][0]
+    assert (session, actor, None) in relations(doc, ProvDelegation)
+    (kernel,) = [r for r in doc.get_record(session) if isinstance(r, ProvAgent)]  # also an activity
+    assert {str(t) for t in kernel.get_attribute("prov:type")} == {"prov:SoftwareAgent"}
     assert (session, "ledger:actor/" + ledger.query("SELECT actor FROM sessions")["actor"][0], None) in \
         relations(doc, ProvAssociation)
     written = ledger.query("SELECT * FROM datasets WHERE direction = 'write'").iloc[0]
     assert (f"ledger:dataset/{written['fingerprint']}", data_id) in {d[:2] for d in relations(doc, ProvDerivation)}
+
+
+def _run_cells(shell: Any, *cells: str) -> None:
+    for code in cells:
+        shell.run_cell(code, store_history=True)
+
+
+def test_an_exported_event_never_changes(make_shell: Any, tmp_path: Path) -> None:
+    """Export, record more (another session reads the same data under another path with other
+    columns, writes other bytes to a path written before, and writes the very bytes of an earlier
+    output from other sources), export again: every event of the first export is in the second,
+    byte for byte (as canonical JSON). A model fitted in another session on a file the first
+    wrote has the first session's source upstream: it stays described by the read recorded before
+    the fit, not by a later session's read of the same bytes."""
+    home, data, work = tmp_path / "ledger", tmp_path / "loans.csv", Path.cwd()
+    _loans_csv(data)
+    # The same rows with other line endings: other bytes, the same frame, so the same CSV written.
+    crlf = tmp_path / "loans-crlf.csv"
+    crlf.write_bytes(data.read_bytes().replace(b"\n", b"\r\n"))
+    first = make_shell(home=home, env={"NBGOV_NOTEBOOK": str(tmp_path / "train.ipynb")}, raise_errors=True)
+    _run_cells(first, "import duckdb\nimport pandas as pd\nfrom sklearn.linear_model import LogisticRegression",
+               f"loans = pd.read_csv({str(data)!r})", f"other = pd.read_csv({str(crlf)!r})",
+               "model = LogisticRegression().fit(loans[['income', 'debt']], loans.denied)",
+               f"loans.to_csv({str(work / 'clean.csv')!r}, index=False)",
+               f"loans[['income']].to_parquet({str(work / 'income.parquet')!r})",
+               f"loans.assign(ratio=loans.debt / loans.income).to_csv({str(work / 'features.csv')!r})",
+               f"duckdb.sql(\"COPY (SELECT income, debt FROM '{data}') TO '{work / 'pairs.csv'}'\")",
+               "%unload_ext nbgov")
+    fit = make_shell(home=home, env={"NBGOV_NOTEBOOK": str(tmp_path / "fit.ipynb")}, raise_errors=True)
+    _run_cells(fit, "import pandas as pd\nfrom sklearn.tree import DecisionTreeClassifier",
+               f"features = pd.read_csv({str(work / 'features.csv')!r})",
+               "tree = DecisionTreeClassifier().fit(features[['ratio']], features.denied)",
+               "%unload_ext nbgov")
+    before = openlineage_events(Ledger(home))
+    conforms(before)
+    assert {e["eventType"] for e in before} == {"START", "COMPLETE"}  # every run has ended
+    prov_before = _prov_statements(prov_document(Ledger(home)))
+
+    second = make_shell(home=home, env={"NBGOV_NOTEBOOK": str(tmp_path / "other.ipynb")}, raise_errors=True)
+    _run_cells(second, "import shutil\nimport pandas as pd",
+               f"shutil.copyfile({str(data)!r}, {str(tmp_path / 'copy.csv')!r})",  # not captured: the same bytes
+               f"few = pd.read_csv({str(tmp_path / 'copy.csv')!r}, usecols=['debt'])",
+               f"few.to_parquet({str(work / 'income.parquet')!r})",  # a path written before, other bytes
+               f"pd.read_csv({str(crlf)!r}).to_csv({str(work / 'again.csv')!r}, index=False)",
+               "%unload_ext nbgov")
+    ledger = Ledger(home)
+    again = ledger.query("SELECT dataset_node FROM datasets WHERE path IN ($a, $b) AND direction = 'write'",
+                         {"a": str(work / "clean.csv"), "b": str(work / "again.csv")})
+    assert again["dataset_node"].nunique() == 1  # the later write made the very bytes of the earlier one
+    copied = ledger.query("SELECT dataset_node FROM datasets WHERE path IN ($a, $b)",
+                          {"a": str(data), "b": str(tmp_path / "copy.csv")})
+    assert copied["dataset_node"].nunique() == 1  # the later read is of the very data read before
+
+    after = openlineage_events(ledger)
+    conforms(after)
+    assert len(after) > len(before)
+    assert set(to_jsonl(before).splitlines()) <= set(to_jsonl(after).splitlines())
+    # ... and what the first session's runs say is what it did: the files it read, by their paths.
+    assert {d["name"] for e in before for d in e["inputs"]} == {str(data), str(crlf), str(work / "features.csv")}
+    assert {d["name"] for e in before for d in e["inputs"] if e["outputs"]} == {str(data), str(work / "features.csv")}
+    # The tree's training file was written from loans.csv in the first session: that source is
+    # named as read there, not as the later session's copy.csv (the same bytes, other columns).
+    (tree,) = [e for e in after if e["eventType"] == "COMPLETE" and any(
+        d["name"] == "models/tree" for d in e["outputs"])]
+    assert {d["name"] for d in tree["inputs"]} == {str(work / "features.csv"), str(data)}
+    # The PROV document says everything it said before (relations are renumbered, not changed).
+    assert prov_before <= _prov_statements(prov_document(ledger))
+
+
+def _prov_statements(document: dict[str, Any]) -> set[str]:
+    """Every record and relation of a PROV-JSON document as text, without the blank-node ids of
+    relations."""
+    return {json.dumps([kind, ident if not ident.startswith("_:") else None, value], sort_keys=True)
+            for kind, records in document.items() if kind != "prefix" for ident, value in records.items()}
+
+
+def test_cell_jobs_are_named_by_the_notebooks_cell_ids(make_shell: Any, tmp_path: Path) -> None:
+    """A notebook run twice (as papermill runs it: the cell ids found in the notebook by source;
+    the second time after another cell, so the execution counts differ) keeps its cell jobs; a cell
+    run from a Jupyter frontend is named by the id the frontend sends; a cell that has none, by its
+    execution count."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    data = tmp_path / "loans.csv"
+    _loans_csv(data)
+    notebook = tmp_path / "train.ipynb"
+    cells = [new_code_cell("import pandas as pd"), new_code_cell(f"loans = pd.read_csv({str(data)!r})"),
+             new_code_cell("loans.describe()")]
+    for cell, ident in zip(cells, ("imports", "load-loans", "summary")):
+        cell["id"] = ident
+    nbformat.write(new_notebook(cells=cells), notebook)
+    home = tmp_path / "ledger"
+    for extra in ([], ["1 + 1"]):
+        shell = make_shell(home=home, env={"NBGOV_NOTEBOOK": str(notebook)}, raise_errors=True)
+        _run_cells(shell, *extra, *(c["source"] for c in cells))
+        if extra:  # and from a frontend, which sends the cell's id with the cell
+            shell.run_cell("x = 2", store_history=True, cell_id="scratch-cell")
+        shell.run_cell("%unload_ext nbgov")
+    ledger = Ledger(home)
+    exported = openlineage_events(ledger)
+    conforms(exported)
+    jobs: dict[str, list[tuple[str, int, str | None]]] = {}
+    for event in exported:
+        if event["eventType"] == "COMPLETE" and "nbgov_cell" in event["run"]["facets"]:
+            facet = event["run"]["facets"]["nbgov_cell"]
+            jobs.setdefault(facet["sessionId"], []).append(
+                (event["job"]["name"], facet["executionCount"], facet.get("cellId")))
+    first, second = (jobs[sid] for sid in ledger.query("SELECT session_id FROM sessions ORDER BY seq")["session_id"])
+    named = [f"{notebook}:cell-{ident}" for ident in ("imports", "load-loans", "summary")]
+    assert [job for job, _, _ in first] == named
+    assert [job for job, _, _ in second] == [f"{notebook}:cell-{second[0][1]}", *named, f"{notebook}:cell-scratch-cell"]
+    assert [count for _, count, _ in first] != [count for _, count, _ in second[1:4]]  # other counts, same jobs
+    assert [ident for _, _, ident in second] == [None, "imports", "load-loans", "summary", "scratch-cell"]
+
+
+def test_a_duckdb_copy_exports_its_column_lineage(make_shell: Any, tmp_path: Path) -> None:
+    """Real DuckDB statements in a notebook: COPY (query) TO a file, a join and aggregates, and a
+    relation's write_parquet. Their SQL is recorded (redacted) with the write, the COPY target is a
+    write (not a read), and the written dataset carries columnLineage: each output column from the
+    input columns that make it, valid against the official facet schema."""
+    work = Path.cwd()
+    _loans_csv(work / "loans.csv")
+    (work / "data").mkdir()
+    pd.DataFrame({"income": pd.read_csv(work / "loans.csv").income, "rate": 0.05}).to_parquet(
+        work / "data" / "rates.parquet")
+    shell = make_shell(raise_errors=True)
+    _run_cells(shell, "import duckdb",
+               "duckdb.sql(\"COPY (SELECT income, debt / income AS ratio, denied FROM 'loans.csv' WHERE debt > 0) \"\n"
+               "           \"TO 'ratios.parquet' (FORMAT parquet)\")",
+               "duckdb.sql(\"\"\"COPY (SELECT l.denied, avg(r.rate) AS mean_rate, max(l.income) AS top\n"
+               "              FROM 'loans.csv' l JOIN read_parquet('data/rates.parquet') r ON l.income = r.income\n"
+               "              GROUP BY l.denied) TO 'summary.csv' (HEADER) -- password = 'hunter2'\"\"\")",
+               "duckdb.sql(\"SELECT denied, count(*) AS n FROM 'loans.csv' GROUP BY denied\").write_parquet('counts.parquet')",
+               "%unload_ext nbgov")
+    ledger = Ledger(tmp_path / "ledger")
+    rows = ledger.query("SELECT direction, path, via, sql, cell_node FROM datasets ORDER BY seq")
+    loans, rates = str(work / "loans.csv"), str(work / "data" / "rates.parquet")
+    written = rows[rows.direction == "write"]
+    assert list(written.path) == [str(work / "ratios.parquet"), str(work / "summary.csv"), str(work / "counts.parquet")]
+    assert set(rows[rows.direction == "read"].path) == {loans, rates}
+    assert all(sql and "hunter2" not in sql for sql in rows.sql) and "[REDACTED]" in written.sql.iloc[1]
+    assert written.via.iloc[2] == "duckdb.DuckDBPyRelation.write_parquet"
+    assert written.sql.iloc[2].startswith("SELECT denied")  # the relation's query
+
+    exported = openlineage_events(ledger)
+    conforms(exported)  # columnLineage included: valid, and rebuilt by the official client unchanged
+    outputs = {d["name"]: (d, e) for e in exported for d in e["outputs"]}
+
+    def lineage_of(path: Path) -> dict[str, list[tuple[str, str, str]]]:
+        dataset, event = outputs[str(path)]
+        fields = dataset["facets"]["columnLineage"]["fields"]
+        inputs = {(d["namespace"], d["name"]) for d in event["inputs"]}
+        assert {(i["namespace"], i["name"]) for f in fields.values() for i in f["inputFields"]} <= inputs
+        return {column: [(i["name"], i["field"], i["transformations"][0]["subtype"]) for i in f["inputFields"]]
+                for column, f in fields.items()}
+
+    assert lineage_of(work / "ratios.parquet") == {
+        "income": [(loans, "income", "IDENTITY")],
+        "ratio": [(loans, "debt", "TRANSFORMATION"), (loans, "income", "TRANSFORMATION")],
+        "denied": [(loans, "denied", "IDENTITY")]}
+    assert lineage_of(work / "summary.csv") == {
+        "denied": [(loans, "denied", "IDENTITY")], "mean_rate": [(rates, "rate", "AGGREGATION")],
+        "top": [(loans, "income", "AGGREGATION")]}
+    assert lineage_of(work / "counts.parquet") == {"denied": [(loans, "denied", "IDENTITY")]}  # count(*): no column
+
+
+def test_dataset_rows_name_the_cell_they_happened_in(make_shell: Any, tmp_path: Path) -> None:
+    """The datasets view's cell_node is the cell a read or write happened in, or NULL outside a cell
+    (never a dataset or variable node); dataset events of schema version 1 (no sql) still read."""
+    from nbgov.capture.recorder import Recorder
+
+    work = Path.cwd()
+    _loans_csv(work / "loans.csv")
+    shell = make_shell(raise_errors=True)
+    _run_cells(shell, "import pandas as pd", "loans = pd.read_csv('loans.csv')",
+               "loans.to_parquet('a.parquet')\nloans.head().to_csv('b.csv')", "%unload_ext nbgov")
+    ledger = Ledger(tmp_path / "ledger")
+    script = Recorder(ledger, flush_interval=0)  # a script: no cells
+    script.start()
+    script.dataset_read(str(work / "loans.csv"), "test")
+    script.dataset_written(str(work / "c.csv"), "test", pd.DataFrame({"a": [1]}))
+    old = canonical.encode({"path": "/data/old.csv", "fingerprint": None, "algorithm": None, "coverage": "none",
+                            "node": "cell:v1:1", "inputs": ["dataset:path:/data/old.csv"]})
+    ledger._writer.append_encoded("dataset_read", 1, old, Session(session_id="v1").encoded)  # as nbgov 0.x wrote
+    script.stop("exit")
+    ledger.ingest()
+    rows = ledger.query("SELECT d.direction, d.path, d.cell_node, d.sql, e.version, e.session->>'cell_run' AS cell_run "
+                        "FROM datasets d JOIN events e USING (seq) ORDER BY seq")
+    cells = ledger.query("SELECT node, source FROM cells")
+    writer = cells[cells.source.str.contains("to_parquet")].node.iloc[0]
+    by_path = {Path(p).name: r for p, r in zip(rows.path, rows.itertuples())}
+    assert by_path["a.parquet"].cell_node == by_path["b.csv"].cell_node == writer
+    assert rows.cell_node.dropna().str.startswith("cell:").all()
+    outside = rows[rows.cell_run.isna()]
+    assert list(outside.path) == [str(work / "loans.csv"), str(work / "c.csv"), "/data/old.csv"]
+    assert list(outside.cell_node.isna()) == [True, True, False]  # a v1 read's own node is its cell
+    assert outside.cell_node.iloc[2] == "cell:v1:1" and list(rows.version) == [2] * (len(rows) - 1) + [1]
+    assert rows.sql.isna().all()
+    conforms(openlineage_events(ledger))
+    load_prov(prov_document(ledger))
 
 
 # -- every event of a realistic ledger against the official schema -------------------------------
@@ -383,7 +615,8 @@ def realistic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     Parquet written, a cell fails), two real ``nbgov review run``s (one reads, fits and scores, one
     raises a policy breach), and through the API what else a ledger holds: a fit in a cell that has
     not finished, data on an object store and the web with spaces in their names, a session that has
-    not ended and a review run that timed out."""
+    not ended and a review run that timed out. A DuckDB COPY writes a file from a query of the CSV
+    (its columnLineage)."""
     root = tmp_path_factory.mktemp("realistic")
     home, csv, parquet = root / "ledger", root / "loans.csv", root / "clean.parquet"
     _loans_csv(csv)
@@ -398,9 +631,11 @@ def realistic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
              "race = pd.Series(['a', 'b'] * 60 + ['a'], name='race')\n"
              "bias = nbgov.fairness(y, model.predict(X), race, model=model)",
              f"loans.to_parquet({str(parquet)!r})",
+             "import duckdb\nduckdb.sql(\"COPY (SELECT income, debt / income AS ratio FROM '"
+             f"{csv}' WHERE denied = 0) TO '{root / 'ratios.parquet'}' (FORMAT parquet)\")",
              "1 / 0",
              "%unload_ext nbgov"]
-    assert _run_in_ipython(root, home, "loans.ipynb", cells) == [True] * 9 + [False, True]
+    assert _run_in_ipython(root, home, "loans.ipynb", cells) == [True] * 10 + [False, True]
 
     reviews = root / "reviews"
     reviews.mkdir()
@@ -412,12 +647,20 @@ def realistic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                     "score = accuracy_score(y, tree.predict(X))", parameters="x = 2\nlabel = 'monthly'")
     review_notebook(reviews / "breach.ipynb", "%load_ext nbgov", "import nbgov",
                     "raise nbgov.PolicyBreach('bias review: DP ratio 0.61 below 0.8')")
+    review_notebook(reviews / "drift.ipynb", "%load_ext nbgov", "import nbgov\nimport pandas as pd",
+                    f"data = pd.read_csv({str(csv)!r})",
+                    "result = nbgov.drift(data[['income']], data[['income']].sample(frac=0.5, random_state=1), "
+                    "model=f'{model}@1')", "report = nbgov.check(f'{model}@1')", parameters="model = 'none'")
+    write_policy(reviews)  # for the check
     with isolated_module_environment(root):
         ran = run_cli("--home", str(home), "review", "run", str(reviews / "monthly.ipynb"), "-p", "x", "3",
                       timeout=300)
         assert ran.returncode == 0, ran.stderr
         ran = run_cli("--home", str(home), "review", "run", str(reviews / "breach.ipynb"), timeout=300)
         assert ran.returncode == 1 and "PolicyBreach" in ran.stderr + ran.stdout, ran.stderr
+        ran = run_cli("--home", str(home), "review", "run", str(reviews / "drift.ipynb"), "-p", "model", "model",
+                      timeout=300)
+        assert ran.returncode == 0, ran.stderr
 
         train_version(home, csv, model="credit", session="unfinished-cell")  # no cell_executed yet
         ledger = Ledger(home)
@@ -463,7 +706,7 @@ def test_every_exported_event_is_valid_against_the_official_openlineage_schema(r
     # Everything nbgov writes was there to be checked: every kind of event, every facet.
     assert checked[RUN_EVENT_SCHEMA] == len(exported) > 40
     assert {e["eventType"] for e in exported} == {"START", "RUNNING", "COMPLETE", "FAIL", "ABORT"}
-    custom = {f"{uri}#/$defs/{next(iter(schema['$defs']))}" for uri, schema in FACET_SCHEMAS.items()}
+    custom = {f"{uri}#/$defs/{next(iter(schema['$defs']))}" for uri, schema in CUSTOM.items()}
     assert set(checked) == {RUN_EVENT_SCHEMA, *STANDARD_FACETS.values(), *custom}
     jobs = {e["job"]["name"] for e in exported}
     assert {str(realistic.parent / "reviews" / "monthly.ipynb"), str(realistic.parent / "reviews" / "breach.ipynb"),
@@ -476,8 +719,54 @@ def test_every_exported_event_is_valid_against_the_official_openlineage_schema(r
                       "https://data.example.org": "https://data.example.org/open%20data/%C3%BC.csv?v=1%202"}
 
 
+def test_custom_facets_name_https_schemas_shipped_with_nbgov(realistic: Path) -> None:
+    """Every custom facet's _schemaURL is an https URL under FACET_SCHEMA_BASE that names a schema
+    file shipped in the package (nbgov/export/schemas/<FacetName>.json, package data) whose $id is
+    that URL; the README says so."""
+    exported = openlineage_events(Ledger(realistic))
+    urls = {f["_schemaURL"] for e in exported for _, key, f in _facets(e) if key.startswith("nbgov_")}
+    assert len(urls) == len(CUSTOM) == 5
+    for url in urls:
+        base, _, pointer = url.partition("#")
+        assert urlsplit(url).scheme == "https" and base.startswith(FACET_SCHEMA_BASE), url
+        name = base.removeprefix(FACET_SCHEMA_BASE)
+        shipped = SHIPPED / name
+        assert shipped.is_file(), name
+        assert json.loads(shipped.read_text(encoding="utf-8"))["$id"] == base
+        assert pointer == f"/$defs/{name.removesuffix('.json')}"
+    assert FACET_SCHEMAS == CUSTOM and set(CUSTOM) == {url.partition("#")[0] for url in urls}
+    root = Path(__file__).parents[1]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    assert pyproject["tool"]["setuptools"]["package-data"]["nbgov.export"] == ["schemas/*.json"]
+    readme = (root / "README.md").read_text()
+    assert FACET_SCHEMA_BASE in readme and "nbgov/export/schemas/" in readme
+
+
+def test_a_review_run_used_the_model_version_it_reviewed(realistic: Path) -> None:
+    """The drift review of model@1 (its drift test and its check name the version) used that
+    version, once; reviews whose events name no version used none; the review's cells are jobs
+    named by the review notebook's cell ids (papermill sends none: found in the notebook)."""
+    import nbformat
+
+    ledger = Ledger(realistic)
+    doc = load_prov(prov_document(ledger))
+    runs = ledger.query("SELECT run_id, notebook FROM review_runs")
+    review = {Path(nb).stem: f"ledger:review/{run}" for run, nb in zip(runs.run_id, runs.notebook)}
+    used = [u for u in doc.get_records(ProvUsage) if str(u.args[0]) in review.values()]
+    assert [(str(u.args[0]), str(u.args[1])) for u in used] == [(review["drift"], "ledger:model/model/1")]
+    (role,) = used[0].get_attribute("prov:role")
+    assert str(role) == "nbgov:ReviewedModel" and used[0].get_attribute("nbgov:via") == {"drift_evaluated"}
+    reviewed = ledger.query("SELECT model, version FROM drift_results UNION SELECT model, version FROM policy_evaluations")
+    assert set(zip(reviewed.model, reviewed.version)) == {("model", 1)}
+
+    notebook = realistic.parent / "reviews" / "drift.ipynb"
+    ids = [c["id"] for c in nbformat.read(notebook, as_version=4).cells if c["cell_type"] == "code"]
+    jobs = {e["job"]["name"] for e in openlineage_events(ledger) if e["job"]["name"].startswith(f"{notebook}:")}
+    assert jobs and jobs <= {f"{notebook}:cell-{ident}" for ident in ids}
+
+
 def test_the_schema_check_resolves_nothing_it_was_not_given(realistic: Path) -> None:
-    for uri, schema in {**OFFICIAL, **FACET_SCHEMAS}.items():
+    for uri, schema in {**OFFICIAL, **CUSTOM}.items():
         assert jsonschema.validators.validator_for(schema, default=None) is jsonschema.Draft202012Validator, uri
         jsonschema.Draft202012Validator.check_schema(schema)
     assert len(OFFICIAL) == 39 and set(STANDARD_FACETS.values()) <= {
@@ -485,7 +774,7 @@ def test_the_schema_check_resolves_nothing_it_was_not_given(realistic: Path) -> 
     event = next(e for e in openlineage_events(Ledger(realistic))
                  if {"parent", "nbgov_cell"} <= e["run"]["facets"].keys())
     unknown = [("facet", "https://openlineage.io/spec/facets/9-9-9/ParentRunFacet.json#/$defs/ParentRunFacet"),
-               ("facet", "urn:nbgov:openlineage:facets:9-9-9:NbgovCellRunFacet.json#/$defs/NbgovCellRunFacet"),
+               ("facet", "https://nbgov.dev/openlineage/facets/9-9-9/NbgovCellRunFacet.json#/$defs/NbgovCellRunFacet"),
                ("event", "https://openlineage.io/spec/9-9-9/OpenLineage.json#/$defs/RunEvent")]
     for where, url in unknown:
         changed = copy.deepcopy(event)
@@ -626,21 +915,80 @@ def test_exports_are_deterministic(home: Path, tmp_path: Path) -> None:
     assert cli[0].returncode == 0 and cli[0].stdout == cli[1].stdout == first
 
 
-def test_the_period_keeps_events_recorded_within_it(home: Path) -> None:
-    ledger = Ledger(sample_ledger(home))
+class _Clock:
+    """The spool's clock (``nbgov.ledger.spool.time``), set by the test: events are recorded at
+    the times it says."""
+
+    def __init__(self, when: str) -> None:
+        self.set(when)
+
+    def set(self, when: str) -> None:
+        moment = datetime.fromisoformat(when)
+        self.ns = (int(moment.timestamp()) * 1_000_000 + moment.microsecond) * 1000
+
+    def time_ns(self) -> int:
+        return self.ns
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the time module, as it is
+        return getattr(time, name)
+
+
+def test_a_period_takes_whole_runs(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session and a cell run across midnight: a period ending or starting at midnight takes
+    each of them whole (START and COMPLETE), never half; a run with no end overlaps every later
+    period."""
+    clock = _Clock("2026-03-01T23:30:00+00:00")
+    monkeypatch.setattr(nbgov.ledger.spool, "time", clock)
+    ledger = Ledger.init(home)
+    nb = "/nb/night.ipynb"
+    ledger.append(events.SessionStarted(host="h", python="3.11"), session=Session(session_id="night", notebook=nb))
+    for n, cell_id, started, read, ended in ((1, "load", "2026-03-01T23:50:00", "2026-03-01T23:55:00",
+                                              "2026-03-02T00:10:00"),
+                                             (2, "fit", "2026-03-02T00:20:00", "2026-03-02T00:25:00",
+                                              "2026-03-02T00:30:00")):
+        cell = Session(session_id="night", notebook=nb, cell_id=cell_id, cell_run=f"cell:night:{n}")
+        clock.set(read + "+00:00")
+        digest = str(n) * 64
+        ledger.append(events.DatasetRead(path=f"/data/part{n}.csv", fingerprint=digest, algorithm="blake3",
+                                         coverage="file", rows=3, node=cell.cell_run, inputs=["dataset:" + digest]),
+                      session=cell)
+        clock.set(ended + "+00:00")
+        ledger.append(events.CellExecuted(node=f"cell:night:{n}", cell_id=cell_id, execution_count=n,
+                                          source_sha256="cd" * 32, source=f"step {n}", started_at=started + ".000000Z",
+                                          duration_us=600_000_000, ok=True), session=cell)
+    clock.set("2026-03-02T01:00:00+00:00")
+    ledger.append(events.SessionEnded(reason="unload", cells=2), session=Session(session_id="night", notebook=nb))
+    clock.set("2026-03-02T02:00:00+00:00")  # a session that has not ended
+    ledger.append(events.SessionStarted(host="h", python="3.11"),
+                  session=Session(session_id="open", notebook="/nb/open.ipynb"))
+    ledger.ingest()
+
     everything = openlineage_events(ledger)
-    # The sample's cells record a start on 2026-01-01; everything else is recorded today.
-    old = openlineage_events(ledger, Period(end=date(2026, 1, 1)))
-    assert [(e["eventType"], e["job"]["name"]) for e in old] == [
-        ("START", f"loans.ipynb:cell-c{n}") for n in range(1, 5)]
-    assert not openlineage_events(ledger, Period(date(2025, 1, 1), date(2025, 12, 31)))
-    days = ledger.query("SELECT min(event_time)::DATE AS first, max(event_time)::DATE AS last FROM events")
-    first, last = days["first"][0], days["last"][0]
-    recent = openlineage_events(ledger, Period(date(2026, 1, 2), last))
-    assert len(old) + len(recent) == len(everything) and all(e not in old for e in recent)
-    assert not openlineage_events(ledger, Period(start=last + timedelta(days=1)))
-    assert load_prov(prov_document(ledger, Period(first, last))).get_records()
-    empty = prov_document(ledger, Period(start=last + timedelta(days=1)))
+    conforms(everything)
+    runs = by_run(everything)
+
+    def exported(period: Period) -> set[tuple[str, str]]:
+        found = openlineage_events(ledger, period)
+        conforms(found)
+        for run_id, run in by_run(found).items():  # whole runs: every event of the run, nothing else
+            assert run == runs[run_id]
+        return {(e["job"]["name"], e["eventType"]) for e in found}
+
+    # The session and the first cell began on 1 March and ended on 2 March; the second cell ran on
+    # 2 March only.
+    assert exported(Period(end=date(2026, 3, 1))) == {
+        (nb, "START"), (nb, "COMPLETE"), (f"{nb}:cell-load", "START"), (f"{nb}:cell-load", "COMPLETE")}
+    assert exported(Period(date(2026, 3, 2), date(2026, 3, 2))) == {
+        (e["job"]["name"], e["eventType"]) for e in everything}
+    assert exported(Period(start=date(2026, 3, 3))) == {("/nb/open.ipynb", "START")}
+    assert not openlineage_events(ledger, Period(end=date(2026, 2, 28)))
+
+    # PROV takes the same activities whole, with what happened in them.
+    doc = load_prov(prov_document(ledger, Period(end=date(2026, 3, 1))))
+    assert ("ledger:cell/night/1", "ledger:dataset/" + "1" * 64) in {u[:2] for u in relations(doc, ProvUsage)}
+    assert not doc.get_record("ledger:cell/night/2") and not doc.get_record("ledger:dataset/" + "2" * 64)
+    assert doc.get_record("ledger:session/night") and not doc.get_record("ledger:session/open")
+    empty = prov_document(ledger, Period(end=date(2026, 2, 28)))
     assert set(empty) == {"prefix"}
     load_prov(empty)
     with pytest.raises(ExportError, match="after it ends"):

@@ -7,7 +7,10 @@ recorded. Calls made while another captured call runs (``read_table`` inside ``r
 recorded twice.
 
 DuckDB reads are found in the SQL text: quoted paths of data files (``FROM 'loans.csv'``,
-``read_parquet('data/*.parquet')``) that exist on disk when the statement runs.
+``read_parquet('data/*.parquet')``) that exist on disk when the statement runs; DuckDB writes are
+the targets of ``COPY ... TO 'path'`` and the files a relation writes (``rel.write_parquet``,
+``rel.to_csv``, ...). Both record the SQL (redacted): the statement, or the relation's query, so
+that the export can say which columns fed which (OpenLineage's ``columnLineage``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from nbgov.capture.patching import Patches, reporting
 __all__ = ["install_dataio"]
 
 _SOURCE_KEYS = ("filepath_or_buffer", "path_or_buf", "path", "source", "io", "path_or_buffer",
-                "file", "where", "fname", "excel_writer", "input_file", "output_file", "dest")
+                "file", "where", "fname", "excel_writer", "input_file", "output_file", "dest",
+                "file_name")
 
 PANDAS_READERS = ("read_csv", "read_table", "read_fwf", "read_parquet", "read_json", "read_excel",
                   "read_feather", "read_pickle", "read_orc", "read_stata", "read_sas", "read_spss",
@@ -38,12 +42,16 @@ POLARS_WRITERS = ("write_csv", "write_parquet", "write_json", "write_ndjson", "w
                   "write_excel", "write_avro")
 DUCKDB_READERS = ("read_csv", "read_parquet", "read_json", "from_csv_auto", "from_parquet")
 DUCKDB_SQL = ("sql", "query", "execute")
+DUCKDB_RELATION_WRITERS = ("write_parquet", "to_parquet", "write_csv", "to_csv")
 
 _DATA_FILE = re.compile(
     r"'((?:[^']|'')+?\.(?:csv|tsv|txt|parquet|json|jsonl|ndjson|arrow|feather|ipc|xlsx)"
     r"(?:\.(?:gz|zst|bz2|xz))?)'",
     re.IGNORECASE,
 )
+# The target of a COPY statement: COPY <table or (query)> TO '<path>' (no ";" before the TO: it
+# belongs to the same statement; a ";" inside a string literal of the query is not followed).
+_COPY_TO = re.compile(r"\bCOPY\b(?:'(?:[^']|'')*'|[^';])*?\bTO\s+'((?:[^']|'')+)'", re.IGNORECASE)
 
 
 def _source(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -86,23 +94,44 @@ def _bound_reader(original: Callable[..., Any], via: str) -> Callable[..., Any]:
 
 
 def _sql_reader(original: Callable[..., Any], via: str, bound: bool) -> Callable[..., Any]:
-    """Wrap duckdb.sql/query/execute: record the data files the statement names."""
+    """Wrap duckdb.sql/query/execute: record the data files the statement reads and writes."""
 
     def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         rest = args[1:] if bound else args
         query = rest[0] if rest else kwargs.get("query")
         if isinstance(query, str) and "'" in query:
-            _record_sql_files(recorder, query, via)
+            _record_sql_files(recorder, query, via, result)
 
     return reporting(original, via, report)
 
 
-def _record_sql_files(recorder: Any, query: str, via: str) -> None:
+def _record_sql_files(recorder: Any, query: str, via: str, result: Any = None) -> None:
+    targets = list(dict.fromkeys(m.group(1).replace("''", "'") for m in _COPY_TO.finditer(query)))
+    sources: list[str] = []
     for literal in dict.fromkeys(m.group(1).replace("''", "'") for m in _DATA_FILE.finditer(query)):
+        if literal in targets:
+            continue
         paths = sorted(glob.glob(literal)) if any(c in literal for c in "*?[") else [literal]
-        for path in paths:
-            if os.path.exists(path):
-                recorder.dataset_read(path, via)
+        sources += [path for path in paths if os.path.exists(path)]
+    written = [t for t in targets if "://" in t or os.path.exists(t)]
+    if sources or written:
+        recorder.sql_ran(query, via, sources, written, result)
+
+
+def _relation_writer(original: Callable[..., Any], via: str) -> Callable[..., Any]:
+    """Wrap ``relation.write_parquet(path)`` and the like: the write records the relation's query."""
+
+    def report(recorder: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        relation, target = (args[0] if args else None), _source(args[1:], kwargs)
+        if relation is None or target is None:
+            return
+        try:
+            sql = relation.sql_query()
+        except Exception:  # a relation that cannot be shown as SQL: written all the same
+            sql = None
+        recorder.dataset_written(target, via, relation, sql=sql if isinstance(sql, str) else None)
+
+    return reporting(original, via, report)
 
 
 def install_dataio(patches: Patches) -> None:
@@ -168,6 +197,13 @@ def _duckdb(patches: Patches, duckdb: ModuleType) -> None:
         method = getattr(connection, name, None)
         if callable(method) and _settable(connection, name):
             patches.replace(connection, name, _sql_reader(method, f"duckdb.DuckDBPyConnection.{name}", True))
+    relation = getattr(duckdb, "DuckDBPyRelation", None)
+    if relation is None:
+        return
+    for name in DUCKDB_RELATION_WRITERS:
+        method = getattr(relation, name, None)
+        if callable(method) and _settable(relation, name):
+            patches.replace(relation, name, _relation_writer(method, f"duckdb.DuckDBPyRelation.{name}"))
 
 
 def _settable(cls: type, name: str) -> bool:

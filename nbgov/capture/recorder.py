@@ -130,7 +130,8 @@ class Recorder(RecordingSession):
 
     # -- datasets -------------------------------------------------------------------------------
 
-    def dataset_read(self, source: Any, via: str, result: Any = None) -> None:
+    def dataset_read(self, source: Any, via: str, result: Any = None, *, sql: str | None = None) -> str:
+        """Record a read of *source*; its dataset node. *sql*: the statement that read it."""
         path, fingerprint = locate(source, self.fingerprints)
         dataset = dataset_node(path, fingerprint)
         if self._cell is not None:
@@ -138,19 +139,38 @@ class Recorder(RecordingSession):
         rows, columns = shape_of(result)
         self.append(DatasetRead(
             path=path, **fingerprint_fields(fingerprint), rows=rows, columns=columns, via=via,
-            node=self._here(), inputs=[dataset],
+            node=self._here(), inputs=[dataset], sql=self._redacted_sql(sql),
         ))
         if result is not None:
             self.provenance.register(result, [dataset])
+        return dataset
 
-    def dataset_written(self, target: Any, via: str, data: Any = None) -> None:
+    def dataset_written(self, target: Any, via: str, data: Any = None, *, sql: str | None = None,
+                        inputs: list[str] | None = None) -> None:
+        """Record a write of *data* to *target*; *inputs* (default: where *data* came from) and
+        the SQL that produced it, when known."""
         path, fingerprint = locate(target, self.fingerprints)
         rows, columns = shape_of(data)
+        if not inputs:
+            inputs = self.inputs_of([data]) if data is not None else [self._here()]
         self.append(DatasetWritten(
             path=path, **fingerprint_fields(fingerprint), rows=rows, columns=columns, via=via,
-            node=dataset_node(path, fingerprint),
-            inputs=self.inputs_of([data]) if data is not None else [self._here()],
+            node=dataset_node(path, fingerprint), inputs=inputs, sql=self._redacted_sql(sql),
         ))
+
+    def sql_ran(self, query: str, via: str, sources: list[str], targets: list[str],
+                result: Any = None) -> None:
+        """A DuckDB statement ran: it read the data files *sources* and wrote *targets* (``COPY
+        ... TO``). Each read and write records the statement (redacted); the writes come from the
+        statement's reads, and so does a relation it returned (whose writes then do too)."""
+        nodes = [self.dataset_read(source, via, sql=query) for source in sources]
+        if result is not None and nodes and hasattr(result, "sql_query"):
+            self.provenance.register(result, nodes)
+        for target in targets:
+            self.dataset_written(target, via, sql=query, inputs=sorted(set(nodes)) or None)
+
+    def _redacted_sql(self, sql: str | None) -> str | None:
+        return self.secrets.redact(sql)[0] if sql else None
 
     def declare_dataset(self, path: str, **facts: Any) -> str:
         """Record provenance facts about a dataset; returns its lineage node."""

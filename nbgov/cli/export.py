@@ -43,7 +43,8 @@ def export(ctx: click.Context, fmt: str, start: str | None, end: str | None, out
     OpenLineage: one RunEvent per line (a job per notebook, a child run per cell execution, the
     datasets read and written and the models fitted, with nbgov's fingerprints), the form
     OpenLineage's file transport writes; PROV-JSON: one document of entities, activities,
-    agents and their relations.
+    agents and their relations. --from/--to select whole runs: every run (session, cell) that
+    overlaps the period, with all its events.
 
     \b
     Example:

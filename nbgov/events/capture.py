@@ -134,26 +134,35 @@ class _DatasetAccess(Event):
     via: str | None = None
     node: str | None = None
     inputs: list[str] | None = None
+    sql: str | None = None
 
 
 @dataclass(frozen=True)
 class DatasetRead(_DatasetAccess):
     """A dataset was read; ``fingerprint`` covers ``coverage`` of it with ``algorithm``.
 
-    Lineage: ``node`` is the cell execution that read it, ``inputs`` the dataset node.
+    Lineage: ``node`` is the cell execution that read it (the session's node outside a cell),
+    ``inputs`` the dataset node. ``sql`` (schema version 2) is the redacted SQL statement that
+    read it, for reads found in DuckDB SQL; version 1 events have no ``sql``.
     """
 
     TYPE: ClassVar[str] = "dataset_read"
+    VERSION: ClassVar[int] = 2
 
 
 @dataclass(frozen=True)
 class DatasetWritten(_DatasetAccess):
     """A dataset was written; fields as for :class:`DatasetRead`.
 
-    Lineage: ``node`` is the dataset node, ``inputs`` the cell execution that wrote it.
+    Lineage: ``node`` is the dataset node, ``inputs`` what the written data came from (the
+    datasets a DuckDB statement read, the nodes of the object written, else the cell execution
+    that wrote it). ``sql`` (schema version 2) is the redacted SQL that produced it: the DuckDB
+    statement (``COPY (SELECT ...) TO 'out.parquet'``) or the query of the DuckDB relation
+    written (``duckdb.sql(...).write_parquet(...)``); version 1 events have no ``sql``.
     """
 
     TYPE: ClassVar[str] = "dataset_written"
+    VERSION: ClassVar[int] = 2
 
 
 @dataclass(frozen=True)

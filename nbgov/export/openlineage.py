@@ -1,24 +1,33 @@
 """The ledger as OpenLineage run events (``nbgov export --format openlineage``).
 
 Each recorded notebook session is one run of a job named after its notebook; each cell execution
-is one run of a job ``<notebook>:cell-<cell id, else execution count>`` whose ``parent`` facet
+is one run of a job ``<notebook>:cell-<cell id>`` (the notebook's own cell id, so re-running the
+notebook keeps the job; the execution count where the frontend gave none) whose ``parent`` facet
 points at the session's run. A run's events carry the ledger's own times: a session starts when
 ``session_started`` was recorded and ends (COMPLETE, or FAIL/ABORT for a failed or timed-out
-review run) when ``session_ended`` was; a cell starts at its recorded start and ends when its
-``cell_executed`` was recorded (FAIL with the ``errorMessage`` facet when it raised). A session
-with no end recorded yet has a START only; a cell with facts but no ``cell_executed`` yet, one
-RUNNING event.
+review run, once that run's end is recorded) when ``session_ended`` was; a cell starts at its
+recorded start and ends when its ``cell_executed`` was recorded (FAIL with the ``errorMessage``
+facet when it raised). A session with no end recorded yet has a START only; a cell with facts but
+no ``cell_executed`` yet, one RUNNING event.
 
 A cell run's inputs are the datasets it read and, for what it wrote or fitted, the datasets
 upstream of that in nbgov's lineage graph (a model's training data, a written file's sources);
-its outputs are the datasets it wrote and the model versions it fitted. Files are named ``file``
-+ absolute path, URLs by scheme and authority + path, and data without a path (a buffer) in the
-export namespace after the run that read it. nbgov's own facts ride in custom facets whose
-schemas are in :data:`FACET_SCHEMAS`: ``nbgov_fingerprint`` (dataset), ``nbgov_model`` (model),
-``nbgov_cell``, ``nbgov_session`` and ``nbgov_metrics`` (run).
+its outputs are the datasets it wrote (with the ``columnLineage`` facet where nbgov recorded the
+DuckDB SQL that wrote them: :mod:`nbgov.export.columns`) and the model versions it fitted. Files
+are named ``file`` + absolute path, URLs by scheme and authority + path, and data without a path
+(a buffer) in the export namespace after the run that read it. nbgov's own facts ride in custom
+facets whose JSON Schemas ship in the package (``nbgov/export/schemas/<FacetName>.json``, each
+named by the https URL ``FACET_SCHEMA_BASE + <FacetName>.json``, its ``$id``; :data:`FACET_SCHEMAS`):
+``nbgov_fingerprint`` (dataset), ``nbgov_model`` (model), ``nbgov_cell``, ``nbgov_session`` and
+``nbgov_metrics`` (run).
 
-Run ids are UUIDs in the version 7 layout, derived from the ledger id, the session or cell and the
-session's recorded start, so exporting the same ledger twice gives the same bytes. The facts both
+An exported event never changes later: everything in it comes from the events of its run and
+what they refer to as it was recorded up to them (a dataset's facets from the run's own read or
+write of it, or for an upstream dataset from the last read or write of it recorded before the
+event that used it). Only a RUNNING event, the snapshot of a run still going, is replaced by the
+run's later events. Run ids are UUIDs in the version 7 layout, derived from the ledger id, the
+session or cell and the session's recorded start, so exporting the same ledger twice gives the
+same bytes. A period selects whole runs: every event of each run that overlaps it. The facts both
 exports share (:class:`Period`, :func:`read_facts`) are read by :mod:`nbgov.export.facts`, and
 are importable from here too.
 """
@@ -26,10 +35,11 @@ are importable from here too.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from nbgov._version import __version__
+from nbgov.export.columns import Source, column_lineage
 from nbgov.export.facts import LedgerFacts, Period, format_time, read_facts
 
 if TYPE_CHECKING:
@@ -44,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FACET_SCHEMAS",
+    "FACET_SCHEMA_BASE",
     "PRODUCER",
     "RUN_EVENT_SCHEMA",
     "LedgerFacts",
@@ -66,59 +78,41 @@ _VERSION = _SPEC + "1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionD
 _ERROR = _SPEC + "1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
 _JOB_TYPE = _SPEC + "2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"
 _SOURCE_CODE = _SPEC + "1-0-1/SourceCodeJobFacet.json#/$defs/SourceCodeJobFacet"
-_CUSTOM = "urn:nbgov:openlineage:facets:1-0-0:"
+_COLUMN_LINEAGE = _SPEC + "1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet"
 _OBJECT_STORES = ("s3", "s3a", "s3n", "gs", "gcs")
 
 
 # -- custom facet schemas -------------------------------------------------------------------------
 
-
-def _facet_schema(name: str, key: str, properties: dict[str, Any], required: Sequence[str]) -> dict[str, Any]:
-    base = {"_producer": {"type": "string", "format": "uri"},
-            "_schemaURL": {"type": "string", "format": "uri"}}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"{_CUSTOM}{name}.json",
-        "$defs": {name: {"type": "object", "properties": {**base, **properties},
-                         "required": ["_producer", "_schemaURL", *required],
-                         "additionalProperties": False}},
-        "type": "object",
-        "properties": {key: {"$ref": f"#/$defs/{name}"}},
-    }
-
-
-_STR, _INT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
-_WHERE = {"seq": _INT, "eventId": _STR}  # the ledger event a facet comes from
-_FACET_DEFS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
-    "nbgov_fingerprint": ("NbgovFingerprintDatasetFacet", {
-        "algorithm": _STR, "value": _STR, "coverage": _STR, "rows": _INT, "sizeBytes": _INT,
-        "node": _STR, **_WHERE}, ("algorithm", "value")),
-    "nbgov_model": ("NbgovModelDatasetFacet", {
-        "model": _STR, "version": _INT, "estimator": _STR, "params": {"type": "object"},
-        "nSamples": _INT, "nFeatures": _INT, "features": {"type": "array", "items": _STR},
-        "modelFingerprint": _STR, "trainingData": {"type": "object"}, "node": _STR, **_WHERE},
-        ("model", "version", "estimator", "params")),
-    "nbgov_cell": ("NbgovCellRunFacet", {
-        "node": _STR, "sessionId": _STR, "cellId": _STR, "executionCount": _INT, "sourceSha256": _STR,
-        "durationUs": _INT, "ok": _BOOL, "errorType": _STR, "actor": _STR, **_WHERE}, ("node",)),
-    "nbgov_session": ("NbgovSessionRunFacet", {
-        "sessionId": _STR, "notebook": _STR, "notebookSha256": _STR, "host": _STR, "python": _STR,
-        "kernelId": _STR, "gitCommit": _STR, "gitDirty": _BOOL, "packagesSha256": _STR,
-        "nbgovVersion": _STR, "actor": _STR, "actorSource": _STR, "endReason": _STR, "cells": _INT,
-        "reviewRunId": _STR, "reviewStatus": _STR, **_WHERE}, ("sessionId",)),
-    "nbgov_metrics": ("NbgovMetricsRunFacet", {
-        "evaluations": {"type": "array", "items": {
-            "type": "object", "required": ["metrics"], "additionalProperties": False,
-            "properties": {"model": _STR, "version": _INT, "metrics": {"type": "object"},
-                           "dataset": _STR, "via": _STR, **_WHERE}}}}, ("evaluations",)),
+#: The https base of nbgov's custom facet schema URLs: the schema of facet ``<FacetName>`` is
+#: ``FACET_SCHEMA_BASE + "<FacetName>.json"`` (its ``$id``), shipped in the package as
+#: ``nbgov/export/schemas/<FacetName>.json`` (the reference copy; nbgov never fetches the URL).
+FACET_SCHEMA_BASE = "https://nbgov.dev/openlineage/facets/1-0-0/"
+_FACET_NAMES = {
+    "nbgov_fingerprint": "NbgovFingerprintDatasetFacet",
+    "nbgov_model": "NbgovModelDatasetFacet",
+    "nbgov_cell": "NbgovCellRunFacet",
+    "nbgov_session": "NbgovSessionRunFacet",
+    "nbgov_metrics": "NbgovMetricsRunFacet",
 }
-#: JSON Schemas of nbgov's custom facets, keyed by ``$id`` (each facet's ``_schemaURL`` points in).
-FACET_SCHEMAS: dict[str, dict[str, Any]] = {
-    schema["$id"]: schema
-    for key, (name, props, required) in _FACET_DEFS.items()
-    for schema in [_facet_schema(name, key, props, required)]
-}
-_URLS = {key: f"{_CUSTOM}{name}.json#/$defs/{name}" for key, (name, _, _) in _FACET_DEFS.items()}
+
+
+def _shipped_schemas() -> dict[str, dict[str, Any]]:
+    folder = importlib.resources.files("nbgov.export") / "schemas"
+    schemas = {}
+    for name in _FACET_NAMES.values():
+        url = f"{FACET_SCHEMA_BASE}{name}.json"
+        schema = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+        if schema.get("$id") != url:  # a packaging mistake, never the user's
+            raise RuntimeError(f"nbgov/export/schemas/{name}.json has $id {schema.get('$id')!r}, not {url}")
+        schemas[url] = schema
+    return schemas
+
+
+#: JSON Schemas of nbgov's custom facets, keyed by ``$id`` (each facet's ``_schemaURL`` points in),
+#: as shipped in the package.
+FACET_SCHEMAS: dict[str, dict[str, Any]] = _shipped_schemas()
+_URLS = {key: f"{FACET_SCHEMA_BASE}{name}.json#/$defs/{name}" for key, name in _FACET_NAMES.items()}
 
 
 def _facet(url: str, **fields: Any) -> dict[str, Any]:
@@ -221,18 +215,21 @@ class _Builder:
         self.sessions = {s["session_id"]: s for s in facts.sessions}
         self.cells = {c["node"]: c for c in facts.cells}
         self.reviews = {r["run_id"]: r for r in facts.reviews}
-        self.by_node = facts.dataset_rows()
         self.notebooks: dict[str, str] = {}
-        self.starts: dict[str, datetime] = {}
+        self.starts: dict[str, datetime] = {s["session_id"]: s["started_at"] for s in facts.sessions}
+        self.cell_ids: dict[str, str] = {c["node"]: c["cell_id"] for c in facts.cells if c["cell_id"]}
         for row in [*facts.sessions, *facts.cells, *facts.datasets, *facts.models, *facts.evaluations]:
             sid = row["session_id"]
             if sid is None:
                 continue
             if row.get("notebook"):
                 self.notebooks.setdefault(sid, row["notebook"])
-            when = row.get("started_at") if "ended_at" in row else row["event_time"]
-            if isinstance(when, datetime) and (sid not in self.starts or when < self.starts[sid]):
-                self.starts[sid] = when
+            if row.get("cell_run") and row.get("cell_id"):  # a cell still running: its events know its id
+                self.cell_ids.setdefault(row["cell_run"], row["cell_id"])
+            when = row.get("event_time")
+            if sid not in self.sessions and isinstance(when, datetime) and (
+                    sid not in self.starts or when < self.starts[sid]):
+                self.starts[sid] = when  # no session_started recorded: its first event
         self.runs: dict[tuple[str, str | None], _Run] = {}
         for sid in self.sessions:
             self._run(sid, None)
@@ -264,15 +261,19 @@ class _Builder:
         return _uuid7(start, self.facts.ledger_id, sid, node or "")
 
     def cell_job(self, run: _Run) -> str:
+        """``<notebook>:cell-<the notebook's cell id>``, else the execution count, else (a cell
+        still running, without an id) the cell's number in its session."""
         cell = self.cells.get(run.node or "")
-        ident = (cell and (cell["cell_id"] or cell["execution_count"])) or (run.node or "").rsplit(":", 1)[-1]
+        ident = (self.cell_ids.get(run.node or "") or (cell and cell["execution_count"])
+                 or (run.node or "").rsplit(":", 1)[-1])
         return f"{self.session_job(run.session_id)}:cell-{ident}"
 
     # -- datasets
 
-    def dataset(self, row: dict[str, Any]) -> dict[str, Any]:
-        place = row["cell_run"] or row["session_id"] or row["event_id"]
-        namespace, name, uri = dataset_identity(row["path"] or "", self.ns, place)
+    def dataset(self, row: dict[str, Any], sources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A dataset as the read or write *row* describes it; for a write whose SQL nbgov recorded,
+        with the ``columnLineage`` facet over its input datasets *sources*."""
+        namespace, name, uri = self.identity(row)
         facets = {"dataSource": _facet(_DATASOURCE, name=namespace, uri=uri)}
         if fields := _columns(row["columns"]):
             facets["schema"] = _facet(_SCHEMA, fields=fields)
@@ -281,7 +282,23 @@ class _Builder:
                 _URLS["nbgov_fingerprint"], algorithm=row["algorithm"], value=row["fingerprint"],
                 coverage=row["coverage"], rows=row["rows"], sizeBytes=row["size_bytes"],
                 node=row["dataset_node"], seq=row["seq"], eventId=row["event_id"])
+        if row["direction"] == "write" and row.get("sql") and sources:
+            inputs = [Source(s["path"] or "", *self.identity(s)[:2]) for s in sources]
+            if traced := column_lineage(row["sql"], row["path"] or "", inputs):
+                fields_of = {column: {"inputFields": fields} for column, fields in traced.items()}
+                facets["columnLineage"] = _facet(_COLUMN_LINEAGE, fields=fields_of)
         return {"namespace": namespace, "name": name, "facets": facets}
+
+    def identity(self, row: dict[str, Any]) -> tuple[str, str, str | None]:
+        place = row["cell_run"] or row["session_id"] or row["event_id"]
+        return dataset_identity(row["path"] or "", self.ns, place)
+
+    def upstream(self, made: dict[str, Any]) -> list[dict[str, Any]]:
+        """The datasets upstream of what a fit or write made, each as its last read or write
+        recorded before that event (in the same session if there is one)."""
+        rows = (self.facts.dataset_row(node, made["seq"], made["session_id"])
+                for node in self.facts.upstream.get(made["seq"], []))
+        return [row for row in rows if row is not None]
 
     def model(self, row: dict[str, Any]) -> dict[str, Any]:
         facet = _facet(_URLS["nbgov_model"], model=row["model"], version=row["version"],
@@ -295,13 +312,12 @@ class _Builder:
 
     def inputs(self, run: _Run) -> list[dict[str, Any]]:
         rows = list(run.reads or [])
-        made = [m["node"] for m in run.models or []] + [w["dataset_node"] for w in run.writes or []]
-        for node in made:
-            rows += [self.by_node[n] for n in self.facts.upstream.get(node, []) if n in self.by_node]
+        for made in [*(run.models or []), *(run.writes or [])]:
+            rows += self.upstream(made)
         return _unique(self.dataset(row) for row in rows)
 
     def outputs(self, run: _Run) -> list[dict[str, Any]]:
-        return _unique([*(self.dataset(row) for row in run.writes or []),
+        return _unique([*(self.dataset(row, self.upstream(row)) for row in run.writes or []),
                         *(self.model(row) for row in run.models or [])])
 
     def metrics(self, run: _Run) -> dict[str, Any]:
@@ -343,7 +359,10 @@ class _Builder:
                        reviewRunId=session["run_id"], seq=session["seq"], eventId=session["event_id"])
         events = [self.event("START", session["started_at"], run, {"nbgov_session": facet}, job, job_facets,
                              data=False)]
-        ended = session["ended_at"] or (review and review["finished_at"])
+        # A review run's session ends as the run ended (failed, timed out): known only once the
+        # run's end is recorded, and the end event, once exported, must never change.
+        ended = (review["finished_at"] and (session["ended_at"] or review["finished_at"])) if review \
+            else session["ended_at"]
         if not ended:
             if has_data or run.evaluations:
                 facets = {"nbgov_session": facet, **self.metrics(run)}
@@ -387,11 +406,10 @@ class _Builder:
                 self.event("COMPLETE" if cell["ok"] else "FAIL", cell["event_time"], run, end, job,
                            job_facets, data=True)]
 
-    def all_events(self) -> list[tuple[datetime, int, dict[str, Any]]]:
-        events = []
-        for (_, node), run in sorted(self.runs.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-            events += self.cell_events(run) if node else self.session_events(run)
-        return events
+    def all_events(self) -> list[list[tuple[datetime, int, dict[str, Any]]]]:
+        """Every run's events."""
+        ordered = sorted(self.runs.items(), key=lambda item: (item[0][0], item[0][1] or ""))
+        return [self.cell_events(run) if node else self.session_events(run) for (_, node), run in ordered]
 
 
 def _unique(datasets: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -411,14 +429,22 @@ def openlineage_events(ledger: Ledger, period: Period | None = None, *,
     ledger
         The ledger to read (through its SQL views only).
     period
-        Keep only the events whose ``eventTime`` falls in it (default: everything).
+        Keep only the runs that overlap it, each whole: its START and its COMPLETE, FAIL or
+        ABORT, wherever they fall (default: everything). A run with no end yet overlaps every
+        period from its start on.
     namespace
         The job namespace, also used for models and for data without a path.
     """
     period = period or Period()
-    built = _Builder(read_facts(ledger), namespace).all_events()
-    ordered = sorted(built, key=lambda i: (i[0], i[1], i[2]["job"]["name"], i[2]["run"]["runId"]))
-    return [event for when, _, event in ordered if period.contains(when)]
+    kept = []
+    for run in _Builder(read_facts(ledger), namespace).all_events():
+        if not run:
+            continue
+        ended = [when for when, phase, _ in run if phase == 2]
+        if period.overlaps(min(when for when, _, _ in run), max(ended) if ended else None):
+            kept += run
+    ordered = sorted(kept, key=lambda i: (i[0], i[1], i[2]["job"]["name"], i[2]["run"]["runId"]))
+    return [event for _, _, event in ordered]
 
 
 def to_jsonl(events: Iterable[dict[str, Any]]) -> str:

@@ -8,14 +8,22 @@ terms:
   evaluations (``ledger:evaluation/<event id>``) and the executed notebooks of review runs;
 - **activities**: sessions (``ledger:session/<id>``), cell executions (``ledger:cell/<session>/<n>``;
   a cell that fitted a model is also typed ``nbgov:Training``) and review runs;
-- **agents**: the actors nbgov stamped on events (``ledger:actor/<name>``);
+- **agents**: the actors nbgov stamped on events (``ledger:actor/<name>``), and each session,
+  which is also a ``prov:SoftwareAgent`` (PROV-DM lets an agent be an activity): the kernel that
+  ran the session's cells on its actor's behalf;
 - **relations**: ``used`` (a cell read a dataset; a training cell used the model's training data;
-  an evaluating cell used the model), ``wasGeneratedBy`` (a dataset written, a model fitted, an
-  evaluation computed, a review's executed notebook), ``wasDerivedFrom`` (a model or a written
-  dataset from the datasets upstream of it in nbgov's lineage, an evaluation from its model),
-  ``wasAssociatedWith`` (sessions, cells and review runs with their actor) and ``wasInformedBy``
-  (a cell by its session and by the earlier cells whose names it used, a review's session by
-  the review run).
+  an evaluating cell used the model; a review run the model versions it reviewed, as named by the
+  bias tests, drift tests and checks recorded in its session), ``wasGeneratedBy`` (a dataset
+  written, a model fitted, an evaluation computed, a review's executed notebook),
+  ``wasDerivedFrom`` (a model or a written dataset from the datasets upstream of it in nbgov's
+  lineage, an evaluation from its model), ``wasAssociatedWith`` (a cell with the session it is
+  part of; sessions, cells and review runs with their actor), ``actedOnBehalfOf`` (a session for
+  its actor) and ``wasInformedBy`` (a cell by the earlier cells whose names it used, a review's
+  session by the review run).
+
+With a period, the document holds the activities that overlap it, whole (a session, cell or
+review run with everything recorded in it), the facts recorded outside any activity within it,
+and the records those refer to.
 
 nbgov's own values are attributes in the ``nbgov:`` namespace: fingerprints, algorithms, the
 ``seq`` and id of the ledger event each record or relation comes from. Identifiers live in the
@@ -28,7 +36,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -55,6 +63,10 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
 def node_id(node: str) -> str:
     """The PROV identifier of a lineage node (``dataset:``, ``cell:``, ``model:``, ``event:``)."""
     kind, _, rest = node.partition(":")
@@ -74,7 +86,7 @@ class _Document:
     """A PROV-JSON document under construction (records merge; relations get blank-node ids)."""
 
     _SHORT = {"used": "u", "wasGeneratedBy": "g", "wasDerivedFrom": "d", "wasAssociatedWith": "a",
-              "wasInformedBy": "i"}
+              "actedOnBehalfOf": "b", "wasInformedBy": "i"}
 
     def __init__(self, ledger_id: str) -> None:
         self.body: dict[str, dict[str, Any]] = {
@@ -103,7 +115,7 @@ class _Prov:
     def __init__(self, facts: LedgerFacts, period: Period) -> None:
         self.facts, self.period = facts, period
         self.doc = _Document(facts.ledger_id)
-        self.by_node = facts.dataset_rows()
+        self.by_node = facts.first_dataset_rows()
         self.sessions = {s["session_id"]: s for s in facts.sessions}
         self.cells = {c["node"]: c for c in facts.cells}
         self.models = {(m["model"], m["version"]): m for m in facts.models}
@@ -112,9 +124,30 @@ class _Prov:
         self.training = {m["cell_node"] for m in facts.models if m["cell_node"]}
         self.done: set[str] = set()  # records declared with their relations
         self.pending: list[str] = []  # cells referred to by others, declared at the end
+        self.spans = self._spans()
 
-    def within(self, *times: datetime | None) -> bool:
-        return any(t is not None and self.period.contains(t) for t in times)
+    def _spans(self) -> dict[str, tuple[datetime, datetime | None]]:
+        """When each session (by id) and cell (by node) began and ended (None: no end recorded);
+        one with no start recorded began with its first fact."""
+        spans: dict[str, tuple[datetime, datetime | None]] = {}
+        for s in self.facts.sessions:
+            spans[s["session_id"]] = (s["started_at"], s["ended_at"])
+        for c in self.facts.cells:
+            spans[c["node"]] = (_parse_time(c["started_at"]), c["event_time"])
+        for row in [*self.facts.datasets, *self.facts.models, *self.facts.evaluations]:
+            when = row["event_time"]
+            for key in (row.get("cell_run") or row.get("cell_node"), row["session_id"]):
+                if key and (key not in spans or (spans[key][1] is None and when < spans[key][0])):
+                    spans[key] = (when, None)
+        return spans
+
+    def kept(self, row: dict[str, Any], cell_key: str) -> bool:
+        """Whether a fact is in the period: the activity it happened in overlaps it (or, outside
+        any, the fact was recorded within it)."""
+        place = row.get(cell_key) or row["session_id"]
+        if place in self.spans:
+            return self.period.overlaps(*self.spans[place])
+        return self.period.contains(row["event_time"])
 
     # -- records
 
@@ -160,6 +193,9 @@ class _Prov:
         self.done.add(ident)
         row = self.sessions.get(sid)
         kind = _qname("nbgov:Session")
+        # The session as the agent that ran its cells (a kernel: software), as well as an activity.
+        self.doc.record("agent", ident, prov__type=_qname("prov:SoftwareAgent"),
+                        prov__label=(row and row["notebook"]) or f"session {sid}", nbgov__sessionId=sid)
         if row is None:
             return self.doc.record("activity", ident, prov__type=kind, nbgov__sessionId=sid)
         self.doc.record(
@@ -174,6 +210,7 @@ class _Prov:
             nbgov__seq=row["seq"], nbgov__eventId=row["event_id"])
         if agent := self.agent(row["actor"]):
             self.doc.relation("wasAssociatedWith", prov__activity=ident, prov__agent=agent)
+            self.doc.relation("actedOnBehalfOf", prov__delegate=ident, prov__responsible=agent)
         if row["run_id"] and row["run_id"] in self.reviews:
             review = self.review(self.reviews[row["run_id"]])
             self.doc.relation("wasInformedBy", prov__informed=ident, prov__informant=review)
@@ -197,8 +234,9 @@ class _Prov:
             nbgov__node=node, nbgov__cellId=row["cell_id"], nbgov__executionCount=row["execution_count"],
             nbgov__ok=row["ok"], nbgov__errorType=row["error_type"], nbgov__sourceSha256=row["source_sha256"],
             nbgov__durationUs=row["duration_us"], nbgov__seq=row["seq"], nbgov__eventId=row["event_id"])
-        if session := self.session(row["session_id"]):
-            self.doc.relation("wasInformedBy", prov__informed=ident, prov__informant=session)
+        if session := self.session(row["session_id"]):  # the cell is part of its session
+            self.doc.relation("wasAssociatedWith", prov__activity=ident, prov__agent=session,
+                              prov__role=_qname("nbgov:Session"))
         for upstream in row["inputs"] or []:
             if upstream.startswith("cell:"):  # declared later: chains of cells can be long
                 self.pending.append(upstream)
@@ -235,6 +273,16 @@ class _Prov:
                 nbgov__path=row["output"], nbgov__fingerprint=row["output_fingerprint"])
             self.doc.relation("wasGeneratedBy", prov__entity=output, prov__activity=ident,
                               prov__time=format_time(row["finished_at"]) if row["finished_at"] else None)
+        reviewed: set[tuple[str, int]] = set()
+        for named in self.facts.reviewed:  # the first event of the run naming each version
+            if named["run_id"] != row["run_id"] or (named["model"], named["version"]) in reviewed:
+                continue
+            reviewed.add((named["model"], named["version"]))
+            model = self.model(named["model"], named["version"])
+            self.doc.relation("used", prov__activity=ident, prov__entity=model,
+                              prov__time=format_time(named["event_time"]),
+                              prov__role=_qname("nbgov:ReviewedModel"), nbgov__via=named["type"],
+                              nbgov__seq=named["seq"], nbgov__eventId=named["event_id"])
         return ident
 
     # -- the document
@@ -242,22 +290,22 @@ class _Prov:
     def build(self) -> dict[str, Any]:
         f = self.facts
         for row in f.sessions:
-            if self.within(row["started_at"], row["ended_at"]):
+            if self.period.overlaps(*self.spans[row["session_id"]]):
                 self.session(row["session_id"])
         for row in f.reviews:
-            if self.within(row["started_at"], row["finished_at"]):
+            if self.period.overlaps(row["started_at"], row["finished_at"]):
                 self.review(row)
         for row in f.cells:
-            if self.within(row["event_time"]):
+            if self.period.overlaps(*self.spans[row["node"]]):
                 self.cell(row["node"])
         for row in f.datasets:
-            if self.within(row["event_time"]):
+            if self.kept(row, "cell_run"):
                 self.dataset_event(row)
         for row in f.models:
-            if self.within(row["event_time"]):
+            if self.kept(row, "cell_node"):
                 self.fitted(row)
         for row in f.evaluations:
-            if self.within(row["event_time"]):
+            if self.kept(row, "cell_run"):
                 self.evaluation(row)
         while self.pending:
             self.cell(self.pending.pop())
@@ -272,7 +320,7 @@ class _Prov:
                 self.doc.relation("used", prov__activity=activity, prov__entity=entity, **where)
             return
         self.doc.relation("wasGeneratedBy", prov__entity=entity, prov__activity=activity, **where)
-        for upstream in self.facts.upstream.get(row["dataset_node"], []):
+        for upstream in self.facts.upstream.get(row["seq"], []):
             self.doc.relation("wasDerivedFrom", prov__generatedEntity=entity,
                               prov__usedEntity=self.dataset(upstream), prov__activity=activity)
 
@@ -281,7 +329,7 @@ class _Prov:
         self.doc.relation("wasGeneratedBy", prov__entity=model, prov__activity=activity,
                           prov__time=format_time(row["event_time"]), nbgov__seq=row["seq"],
                           nbgov__eventId=row["event_id"])
-        for upstream in self.facts.upstream.get(row["node"], []):
+        for upstream in self.facts.upstream.get(row["seq"], []):
             data = self.dataset(upstream)
             if activity:
                 self.doc.relation("used", prov__activity=activity, prov__entity=data,
@@ -315,9 +363,9 @@ class _Prov:
 def prov_document(ledger: Ledger, period: Period | None = None) -> dict[str, Any]:
     """The ledger's facts as one PROV-JSON document (a dict ready for :func:`json.dumps`).
 
-    With a *period*, the document holds the facts recorded within it (datasets read or written,
-    models fitted, evaluations, cells, sessions and review runs that started or ended in it) and
-    the records those facts refer to.
+    With a *period*, the document holds the sessions, cells and review runs that overlap it, whole
+    (with the datasets read and written, models fitted and evaluations recorded in them), the
+    facts recorded outside any of them within it, and the records those facts refer to.
     """
     return _Prov(read_facts(ledger), period or Period()).build()
 

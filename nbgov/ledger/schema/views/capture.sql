@@ -37,16 +37,21 @@ CREATE OR REPLACE VIEW cells AS
          (payload->>'redactions')::INTEGER AS redactions
   FROM events WHERE type = 'cell_executed';
 
+-- cell_node is the cell execution the read or write happened in (NULL outside a cell): the
+-- event's cell run, else (events recorded without one) a read's own node when it is a cell. A
+-- write's inputs are what its data came from, never its cell. sql: the (redacted) DuckDB
+-- statement or relation query of the read or write (dataset events of schema version 2).
 CREATE OR REPLACE VIEW datasets AS
   SELECT seq, event_time, CASE type WHEN 'dataset_read' THEN 'read' ELSE 'write' END AS direction,
          payload->>'path' AS path, payload->>'fingerprint' AS fingerprint,
          payload->>'algorithm' AS algorithm, payload->>'coverage' AS coverage,
          (payload->>'size_bytes')::BIGINT AS size_bytes, (payload->>'rows')::BIGINT AS rows,
-         payload->'columns' AS columns, payload->>'via' AS via,
+         payload->'columns' AS columns, payload->>'via' AS via, payload->>'sql' AS sql,
          CASE type WHEN 'dataset_read' THEN (payload->'inputs'->>0) ELSE (payload->>'node') END
              AS dataset_node,
-         CASE type WHEN 'dataset_read' THEN (payload->>'node') ELSE (payload->'inputs'->>0) END
-             AS cell_node,
+         coalesce(CASE WHEN starts_with(session->>'cell_run', 'cell:') THEN session->>'cell_run' END,
+                  CASE WHEN type = 'dataset_read' AND starts_with(payload->>'node', 'cell:')
+                       THEN payload->>'node' END) AS cell_node,
          session->>'session_id' AS session_id, session->>'notebook' AS notebook, actor
   FROM events WHERE type IN ('dataset_read', 'dataset_written');
 

@@ -170,7 +170,9 @@ CREATE OR REPLACE VIEW data_access AS
   reads AS (
     SELECT seq, event_time, actor, payload->>'path' AS path, payload->>'fingerprint' AS fingerprint,
            payload->>'via' AS via, session->>'notebook' AS notebook,
-           session->>'session_id' AS session_id, payload->>'node' AS cell_node,
+           session->>'session_id' AS session_id,
+           coalesce(CASE WHEN starts_with(session->>'cell_run', 'cell:') THEN session->>'cell_run' END,
+                    CASE WHEN starts_with(payload->>'node', 'cell:') THEN payload->>'node' END) AS cell_node,
            payload->'inputs'->>0 AS dataset_node
     FROM events WHERE type = 'dataset_read'),
   matched AS (
