@@ -313,7 +313,20 @@ def _execute(path: Path, output: Path, values: Mapping[str, Any], supervisor: _S
     finally:
         if watchdog is not None:
             watchdog.cancel()
+        _shut_down(supervisor.km)
     return None
+
+
+def _shut_down(km: Any) -> None:
+    """Ask the run's kernel to shut down (papermill leaves a kernel it was handed running): it
+    records its session's end, and is killed if it has not gone within jupyter_client's wait."""
+    from jupyter_core.utils import run_sync
+
+    try:
+        if run_sync(km.is_alive)():
+            run_sync(km.shutdown_kernel)(now=False)
+    except Exception:  # noqa: BLE001 - a kernel already gone, or one that will not go: nothing to keep
+        pass
 
 
 def _judge(supervisor: _Supervisor, failure: BaseException | None) -> tuple[str, int | None, str | None,

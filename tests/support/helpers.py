@@ -141,6 +141,28 @@ def _open_spool_files() -> dict[int, str]:
     return found
 
 
+def run_together(commands: list[tuple[list[str], dict[str, Any]]], *, timeout: float = 600
+                 ) -> list[subprocess.CompletedProcess[str]]:
+    """Run the commands (argv, Popen keyword arguments) at once and wait for all of them. A
+    command whose kernel could not bind its port (jupyter_client picks free ports before the
+    kernel binds them, so kernels starting together can collide; the kernel never ran) is run
+    again, up to twice."""
+    results: list[subprocess.CompletedProcess[str] | None] = [None] * len(commands)
+    pending = list(range(len(commands)))
+    for _attempt in range(3):
+        runs = {i: subprocess.Popen(commands[i][0], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, **commands[i][1]) for i in pending}
+        pending = []
+        for i, run in runs.items():
+            out, err = run.communicate(timeout=timeout)
+            results[i] = subprocess.CompletedProcess(run.args, run.returncode, out, err)
+            if run.returncode != 0 and "Address already in use" in err and "ipykernel" in err:
+                pending.append(i)
+        if not pending:
+            break
+    return [r for r in results if r is not None]
+
+
 def wait_for(condition: Callable[[], object], what: str, *, timeout: float = 300,
              processes: Iterable[subprocess.Popen[str]] = ()) -> None:
     """Poll *condition* until it is true; fail naming *what* only when *timeout* seconds pass (a
