@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,7 +11,7 @@ from functools import cached_property
 
 from nbgov import canonical
 
-__all__ = ["Actor", "resolve_actor", "hostname"]
+__all__ = ["Actor", "hostname", "os_user", "resolve_actor"]
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,16 @@ def resolve_actor(environ: Mapping[str, str] | None = None) -> Actor:
         return Actor(environ["JUPYTERHUB_USER"], "jupyterhub")
     if environ.get("NBGOV_ACTOR"):
         return Actor(environ["NBGOV_ACTOR"], "configured")
+    return Actor(os_user(), "os")
+
+
+def os_user() -> str:
+    """The login of this process's user id, from the password database: never from ``USER`` or
+    ``LOGNAME``, which anyone can set (``getpass.getuser`` reads them first)."""
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
-        user = f"uid:{os.getuid()}"
-    return Actor(user, "os")
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no passwd entry, e.g. an arbitrary container uid
+        return f"uid:{os.getuid()}"
 
 
 def hostname() -> str:

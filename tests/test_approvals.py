@@ -88,7 +88,9 @@ def test_a_reviewer_approves_with_a_verifiable_signature(governed, tmp_path: Pat
         ("trained", "validated", "rita"), ("validated", "approved", "rita")]
     checks = verify_approvals(Ledger(home))
     assert [(c.reviewer, c.valid) for c in checks] == [("rita", True)]
-    keys = Ledger(home).query("SELECT actor, key_id FROM signing_keys")
+    # rita's key signed the approval; the admin who granted her role has one too now (it signed
+    # the checkpoint cut after that decision)
+    keys = Ledger(home).query("SELECT actor, key_id FROM signing_keys WHERE actor = 'rita'")
     assert list(keys.itertuples(index=False, name=None)) == [("rita", result.key_id)]
     key_dir = Path(os.environ["NBGOV_KEY_DIR"])
     assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700
@@ -294,3 +296,56 @@ def test_reject_and_request_from_the_command_line(governed, tmp_path: Path) -> N
                    env={**env, "NBGOV_ACTOR": "rita"})
     assert done.returncode == 0 and "rejected by rita (bias above limit)" in done.stdout
     assert _state(home) == "rejected"
+
+
+def test_order_is_the_ledgers_not_the_writers_clock(governed) -> None:  # type: ignore[no-untyped-def]
+    # A role grant written by a process whose clock says 2099 must not outlive the revoke that
+    # came after it in the ledger: every state view orders by seq, the writer's time is data.
+    import subprocess
+    import sys
+
+    home, policy = governed
+    script = (
+        "import sys, time\n"
+        "time.time_ns = lambda: 4_070_908_800_000_000_000  # 2099-01-01\n"
+        "from nbgov.governance.registry import grant_role\n"
+        "from nbgov.identity import Actor\n"
+        "from nbgov.ledger.facade import Ledger\n"
+        "grant_role(Ledger(sys.argv[1], actor=Actor('ines', 'configured')), 'zoe', 'approver')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    future = Ledger(home).query("SELECT year(event_time) AS y FROM role_events WHERE subject = 'zoe'")
+    assert list(future["y"]) == [2099]
+    revoke_role(as_user(home, "ines"), "zoe", "approver")
+    holders = Ledger(home).query("SELECT subject FROM roles WHERE role = 'approver' ORDER BY subject")
+    assert "zoe" not in list(holders["subject"])
+    with pytest.raises(ApprovalRefused) as info:
+        approve(as_user(home, "zoe"), "credit@1", policy)
+    assert "missing_role" in info.value.reasons
+
+
+def test_every_decision_is_covered_by_a_signed_checkpoint_at_once(governed) -> None:  # type: ignore[no-untyped-def]
+    # Removing a decision later must contradict a checkpoint already signed: one is cut after each.
+    from nbgov.ledger.integrity.checkpoints import latest_checkpoint
+
+    home, policy = governed
+
+    def covered(event_type: str) -> bool:
+        ledger = Ledger(home)
+        with ledger.reader(ingest=False) as con:  # no ingest here: what the decision itself left
+            last = con.execute("SELECT max(seq) FROM event_log WHERE type = ?", [event_type]).fetchone()[0]
+            checkpoint = latest_checkpoint(con)
+        return last is not None and checkpoint is not None and checkpoint.size >= last
+
+    grant_role(as_user(home, "ines"), "zoe", "approver")
+    assert covered("role_granted")
+    with pytest.raises(ApprovalRefused):
+        approve(as_user(home, "ana"), "credit@1", policy)  # a denial is a decision too
+    assert covered("approval_denied")
+    approve(as_user(home, "rita"), "credit@1", policy)
+    assert covered("approval_granted")
+    revoke_role(as_user(home, "ines"), "zoe", "approver")
+    assert covered("role_revoked")
+    reasons = Ledger(home).query("SELECT DISTINCT payload->>'reason' AS r FROM events WHERE type = 'checkpoint_signed'")
+    assert "decision" in set(reasons["r"])

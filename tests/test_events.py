@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import orjson
 import pytest
@@ -105,3 +106,21 @@ def test_the_cell_hooks_fast_encoding_is_the_canonical_one() -> None:
 
     assert encode_plain({"cell_id": "c1", "cell_run": "cell:s:1", "kernel_id": None, "notebook": "n.ipynb",
                          "session_id": "s"}, skip_none=True) == session.encoded
+
+
+def test_the_os_identity_is_the_process_uid_not_user_or_logname() -> None:
+    # USER and LOGNAME are whatever the caller exported: `USER=rita nbgov approve` must not act as rita.
+    import pwd
+    import subprocess
+    import sys
+
+    own = pwd.getpwuid(os.getuid()).pw_name
+    script = "from nbgov.identity import resolve_actor; a = resolve_actor(); print(a.id, a.source)"
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTERHUB_USER", "NBGOV_ACTOR")}
+    for forged in ({"USER": "rita"}, {"LOGNAME": "rita"}, {"USER": "rita", "LOGNAME": "rita", "LNAME": "rita",
+                                                              "USERNAME": "rita"}):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                env={**env, **forged}, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == [own, "os"], forged
+    assert own != "rita"

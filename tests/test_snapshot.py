@@ -149,19 +149,55 @@ def test_two_reads_in_one_process_each_get_utc(ledger_home: Path) -> None:
     assert result.stdout.split() == ["UTC", "UTC"]
 
 
+@pytest.mark.parametrize("moved", [False, True], ids=["snapshot", "ledger-file"])
 @pytest.mark.parametrize("statement", [
     "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT content FROM read_text('/etc/passwd')",
+    "SELECT content FROM read_blob('{keys}/ines.ed25519.pem')",
+    "SELECT * FROM glob('/etc/*')",
+    "ATTACH '/tmp/nbgov-elsewhere.duckdb'",
+    "INSTALL httpfs",
     "SET enable_external_access = true",
     "SET allowed_directories = ['/']",
     "COPY (SELECT 1) TO '/tmp/nbgov-escaped.csv'",
 ])
-def test_nbgov_sql_reads_the_snapshot_and_nothing_else(ledger_home: Path, statement: str) -> None:
+def test_nbgov_sql_reads_the_ledger_and_nothing_else(ledger_home: Path, tmp_path: Path, statement: str,
+                                                     moved: bool) -> None:
+    # Nothing outside the ledger's directory: no file (a private key, /etc/passwd), glob, other
+    # database or extension; from the snapshot, and from the ledger file when there is no
+    # snapshot here (a copied home before its next ingest).
+    import shutil
+
     _record(ledger_home, 1)
-    result = run_cli("--home", str(ledger_home), "sql", statement)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "ines.ed25519.pem").write_text("-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n")
+    holder = None
+    if moved:  # no snapshot here, and no ingest can make one: queries read the ledger file
+        copy = tmp_path / "moved" / "ledger"
+        shutil.copytree(ledger_home, copy, ignore=shutil.ignore_patterns("read", "read.duckdb"))
+        ledger_home = copy
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+             "fcntl.flock(f, fcntl.LOCK_EX); print('ready', flush=True); time.sleep(600)",
+             str(copy / "ingest.lock")], stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    try:
+        result = run_cli("--home", str(ledger_home), "sql", statement.format(keys=keys),
+                         env={"NBGOV_LOCK_TIMEOUT": "0.2"})
+        works = run_cli("--home", str(ledger_home), "sql", "SELECT count(*) AS n FROM event_log",
+                        env={"NBGOV_LOCK_TIMEOUT": "0.2"})
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
     assert result.returncode != 0
-    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.strip().count("\n") <= 1, result.stderr  # the error (and the ingest warning)
     assert not Path("/tmp/nbgov-escaped.csv").exists()
-    assert run_cli("--home", str(ledger_home), "sql", "SELECT count(*) AS n FROM event_log").returncode == 0
+    assert "secret" not in result.stdout and "root:" not in result.stdout
+    assert works.returncode == 0, works.stderr
+    if moved:  # it really was the ledger file that answered
+        assert not (ledger_home / "read.duckdb").exists()
 
 
 def test_a_query_with_nothing_pending_never_opens_the_ledger_file(ledger_home: Path) -> None:

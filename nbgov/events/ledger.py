@@ -54,7 +54,8 @@ class CheckpointSigned(Event):
     ``note`` is the whole signed note (origin, ``size``, base64 ``root``, blank line, signature
     line); ``previous`` is the SHA-256 (hex) of the previous checkpoint's note, None for the
     first; ``key_id`` names the signer's registered key (``key_registered``); ``reason`` says what
-    cut it (``session_end``, ``review_run``, ``interval``, ``manual``).
+    cut it (``session_end``, ``review_run``, ``decision``: after a governance decision, ``interval``,
+    ``manual``).
     """
 
     TYPE: ClassVar[str] = "checkpoint_signed"

@@ -107,7 +107,7 @@ def _text(column: str, alias: str | None = None) -> str:
 
 
 def _latest(partition: str) -> str:
-    return f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY event_time DESC, seq DESC) = 1"
+    return f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY seq DESC) = 1"
 
 
 @dataclass(frozen=True)

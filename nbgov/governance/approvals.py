@@ -130,7 +130,7 @@ def approve(
         problems.append(f"{reviewer} has already approved {version.ref}")
     if reasons:
         message = f"approval of {version.ref} by {reviewer} denied: " + "; ".join(problems)
-        event_id = ledger.append(ApprovalDenied(
+        event_id = ledger.decide(ApprovalDenied(
             model=version.model, version=version.version, reasons=reasons, message=message,
             policy_sha256=policy.sha256, evidence=check.event_id))
         raise ApprovalRefused(message, reasons=reasons, event_id=event_id, check=check,
@@ -140,7 +140,7 @@ def approve(
                                        {"check_digest": check.digest, "check_event": check.event_id,
                                         "note": note})
     count = version.approvals + 1
-    event_id = ledger.append(ApprovalGranted(
+    event_id = ledger.decide(ApprovalGranted(
         model=version.model, version=version.version, role=role, statement=statement, key_id=key.id,
         signature=key.sign(statement), approvals=count, required=required,
         policy_sha256=policy.sha256, evidence=check.event_id))
@@ -215,14 +215,14 @@ def reject(
     _reviewer_rules(ledger, version, reviewer, role, "review", reasons, problems)
     if reasons:
         message = f"rejection of {version.ref} by {reviewer} denied: " + "; ".join(problems)
-        event_id = ledger.append(ApprovalDenied(
+        event_id = ledger.decide(ApprovalDenied(
             model=version.model, version=version.version, reasons=reasons, message=message,
             policy_sha256=policy.sha256, action="reject"))
         raise ApprovalRefused(message, reasons=reasons, event_id=event_id, check=None,
                               hint=_hint(reasons, version.ref, role))
     key, statement = _signed_statement(ledger, key_dir, version, policy, reviewer, role, "reject",
                                        {"reason": reason})
-    event_id = ledger.append(ApprovalRejected(
+    event_id = ledger.decide(ApprovalRejected(
         model=version.model, version=version.version, role=role, reason=reason, statement=statement,
         key_id=key.id, signature=key.sign(statement), policy_sha256=policy.sha256))
     record_transition(ledger, version, "rejected", f"rejected by {reviewer}: {reason}", evidence=event_id)

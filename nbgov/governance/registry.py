@@ -168,7 +168,7 @@ def grant_role(ledger: Ledger, subject: str, role: str, *, reason: str | None = 
             raise PermissionDenied(
                 f"{actor!r} cannot grant a role to themselves (segregation of duties)",
                 hint="ask another admin")
-    return ledger.append(RoleGranted(subject=subject, role=role, reason=reason, bootstrap=bootstrap))
+    return ledger.decide(RoleGranted(subject=subject, role=role, reason=reason, bootstrap=bootstrap))
 
 
 def revoke_role(ledger: Ledger, subject: str, role: str, *, reason: str | None = None) -> str:
@@ -182,7 +182,7 @@ def revoke_role(ledger: Ledger, subject: str, role: str, *, reason: str | None =
         raise PermissionDenied(f"{actor!r} cannot revoke their own role", hint="ask another admin")
     if not holds_role(ledger, subject, role):
         raise GovernanceError(f"{subject!r} does not hold the {role!r} role")
-    return ledger.append(RoleRevoked(subject=subject, role=role, reason=reason))
+    return ledger.decide(RoleRevoked(subject=subject, role=role, reason=reason))
 
 
 def require_any_role(ledger: Ledger, roles: tuple[str, ...], action: str) -> None:
@@ -208,7 +208,7 @@ def register_key(ledger: Ledger, key: SigningKey) -> str | None:
     """Register *key*'s public half for the acting user unless it is already their current key."""
     if registered_key(ledger, ledger.actor.id) == key.id:
         return None
-    return ledger.append(KeyRegistered(key_id=key.id, algorithm=ALGORITHM, public_key=key.public_hex))
+    return ledger.decide(KeyRegistered(key_id=key.id, algorithm=ALGORITHM, public_key=key.public_hex))
 
 
 # -- lifecycle -----------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def record_transition(
 ) -> str:
     if to_state not in STATES:
         raise GovernanceError(f"unknown state {to_state!r} (states: {', '.join(STATES)})")
-    return ledger.append(ModelStateChanged(
+    return ledger.decide(ModelStateChanged(
         model=version.model, version=version.version, from_state=version.state, to_state=to_state,
         reason=reason, evidence=evidence,
     ))

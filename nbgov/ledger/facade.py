@@ -218,6 +218,19 @@ class Ledger:
         note_consumed(self.settings.spool_dir, report.consumed)
         return report
 
+    def decide(self, event: Event) -> str:
+        """Append a governance decision (an approval, a rejection, a role or key change, a state
+        change) and cut a signed checkpoint that covers it at once, so that removing it later from
+        the ledger cannot go unnoticed against the checkpoint. If the ledger is busy, the decision
+        stays in the spool and the next ingest certifies it."""
+        event_id = self.append(event)
+        try:
+            self.ingest(checkpoint="decision")
+        except LedgerError as exc:
+            warnings.warn(f"the decision is recorded in the spool; no checkpoint was cut now "
+                          f"({exc.message})", NbgovWarning, stacklevel=3)
+        return event_id
+
     def _cut_checkpoint(self, con: Any, reason: str | None) -> bool:
         """Under the ingest lock: append a signed checkpoint when asked or due (True if one was)."""
         import time

@@ -30,7 +30,7 @@ import duckdb
 
 from nbgov.errors import LedgerAccessError, LedgerCorrupt, LedgerError, LedgerLocked, NotALedger
 from nbgov.ledger.connection import DUCKDB_CONFIG, transaction
-from nbgov.ledger.snapshot import Snapshot
+from nbgov.ledger.snapshot import Snapshot, restrict
 
 __all__ = ["DUCKDB_CONFIG", "FileStore", "MemoryStore", "Store", "transaction", "translate_duckdb_error"]
 
@@ -132,7 +132,17 @@ class FileStore:
         ledger file itself."""
         if self.snapshot.ready():
             return self._snapshot_connection()
-        return self.read_source()
+        return self._restricted_source()
+
+    @contextmanager
+    def _restricted_source(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The ledger file, read as the snapshot is: no file outside the ledger's directory."""
+        with self.read_source() as con:
+            try:
+                restrict(con, self.path.parent)
+            except duckdb.Error as exc:
+                raise self._translate(exc) from None
+            yield con
 
     def read_source(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A read-only connection to the ledger file itself, closed on exit."""

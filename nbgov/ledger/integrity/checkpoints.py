@@ -58,7 +58,7 @@ __all__ = [
     "stored_checkpoints",
 ]
 
-REASONS = ("session_end", "review_run", "interval", "manual")
+REASONS = ("session_end", "review_run", "decision", "interval", "manual")
 
 
 def ledger_origin(ledger_id: str) -> str:

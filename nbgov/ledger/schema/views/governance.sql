@@ -34,15 +34,15 @@ CREATE OR REPLACE VIEW model_transitions AS
        AND (payload->>'approvals')::INTEGER >= (payload->>'required')::INTEGER;
 
 CREATE OR REPLACE VIEW risk_tiers AS
-  SELECT payload->>'model' AS model, arg_max(payload->>'tier', (event_time, seq)) AS tier,
-         arg_max(payload->>'reason', (event_time, seq)) AS reason,
-         arg_max(actor, (event_time, seq)) AS set_by,
-         max(event_time) AS set_at
+  SELECT payload->>'model' AS model, arg_max(payload->>'tier', seq) AS tier,
+         arg_max(payload->>'reason', seq) AS reason,
+         arg_max(actor, seq) AS set_by,
+         arg_max(event_time, seq) AS set_at
   FROM events WHERE type = 'risk_tier_set' GROUP BY ALL;
 
 CREATE OR REPLACE VIEW model_versions AS
   WITH last AS (
-    SELECT model, version, arg_max(to_state, (event_time, seq)) AS state, max(event_time) AS state_since
+    SELECT model, version, arg_max(to_state, seq) AS state, arg_max(event_time, seq) AS state_since
     FROM model_transitions GROUP BY ALL),
   approved AS (
     SELECT payload->>'model' AS model, (payload->>'version')::INTEGER AS version,
@@ -96,8 +96,8 @@ CREATE OR REPLACE VIEW role_events AS
   FROM events WHERE type IN ('role_granted', 'role_revoked');
 
 CREATE OR REPLACE VIEW roles AS
-  SELECT subject, role, arg_max(by_actor, (event_time, seq)) AS granted_by, max(event_time) AS granted_at
-  FROM role_events GROUP BY subject, role HAVING arg_max(change, (event_time, seq)) = 'granted';
+  SELECT subject, role, arg_max(by_actor, seq) AS granted_by, arg_max(event_time, seq) AS granted_at
+  FROM role_events GROUP BY subject, role HAVING arg_max(change, seq) = 'granted';
 
 CREATE OR REPLACE VIEW signing_keys AS
   SELECT seq, event_time AS registered_at, actor, payload->>'key_id' AS key_id,
@@ -105,13 +105,13 @@ CREATE OR REPLACE VIEW signing_keys AS
   FROM events WHERE type = 'key_registered';
 
 CREATE OR REPLACE VIEW vendors AS
-  SELECT payload->>'name' AS vendor, arg_max(payload->>'service', (event_time, seq)) AS service,
-         arg_max(payload->'certifications', (event_time, seq)) AS certifications,
-         arg_max(payload->'evidence'->>'path', (event_time, seq)) AS evidence_path,
-         arg_max(payload->'evidence'->>'fingerprint', (event_time, seq)) AS evidence_fingerprint,
-         arg_max(payload->>'contact', (event_time, seq)) AS contact,
-         arg_max(actor, (event_time, seq)) AS registered_by,
-         max(event_time) AS updated_at, max(seq) AS seq
+  SELECT payload->>'name' AS vendor, arg_max(payload->>'service', seq) AS service,
+         arg_max(payload->'certifications', seq) AS certifications,
+         arg_max(payload->'evidence'->>'path', seq) AS evidence_path,
+         arg_max(payload->'evidence'->>'fingerprint', seq) AS evidence_fingerprint,
+         arg_max(payload->>'contact', seq) AS contact,
+         arg_max(actor, seq) AS registered_by,
+         arg_max(event_time, seq) AS updated_at, max(seq) AS seq
   FROM events WHERE type = 'vendor_registered' GROUP BY ALL;
 
 CREATE OR REPLACE VIEW vendor_certifications AS
@@ -128,33 +128,33 @@ CREATE OR REPLACE VIEW model_vendors AS
 
 CREATE OR REPLACE VIEW risks AS
   SELECT payload->>'model' AS model, payload->>'risk_id' AS risk_id,
-         arg_max(payload->>'category', (event_time, seq)) AS category,
-         arg_max(payload->>'description', (event_time, seq)) AS description,
-         arg_max(payload->>'likelihood', (event_time, seq)) AS likelihood,
-         arg_max(payload->>'impact', (event_time, seq)) AS impact,
-         arg_max(payload->>'treatment', (event_time, seq)) AS treatment,
-         arg_max(payload->>'owner', (event_time, seq)) AS owner,
-         arg_max(TRY_CAST(payload->>'next_review' AS DATE), (event_time, seq)) AS next_review,
-         arg_max(payload->>'status', (event_time, seq)) AS status,
-         arg_max(actor, (event_time, seq)) AS recorded_by,
-         max(event_time) AS updated_at
+         arg_max(payload->>'category', seq) AS category,
+         arg_max(payload->>'description', seq) AS description,
+         arg_max(payload->>'likelihood', seq) AS likelihood,
+         arg_max(payload->>'impact', seq) AS impact,
+         arg_max(payload->>'treatment', seq) AS treatment,
+         arg_max(payload->>'owner', seq) AS owner,
+         arg_max(TRY_CAST(payload->>'next_review' AS DATE), seq) AS next_review,
+         arg_max(payload->>'status', seq) AS status,
+         arg_max(actor, seq) AS recorded_by,
+         arg_max(event_time, seq) AS updated_at
   FROM events WHERE type = 'risk_recorded' GROUP BY ALL;
 
 CREATE OR REPLACE VIEW dataset_classifications AS
   SELECT payload->>'path' AS path,
-  arg_max(payload->>'classification', (event_time, seq)) AS classification,
-         arg_max(payload->>'fingerprint', (event_time, seq)) AS fingerprint,
-         arg_max(payload->>'reason', (event_time, seq)) AS reason,
-         arg_max(actor, (event_time, seq)) AS classified_by,
-         max(event_time) AS classified_at
+  arg_max(payload->>'classification', seq) AS classification,
+         arg_max(payload->>'fingerprint', seq) AS fingerprint,
+         arg_max(payload->>'reason', seq) AS reason,
+         arg_max(actor, seq) AS classified_by,
+         arg_max(event_time, seq) AS classified_at
   FROM events WHERE type = 'dataset_classified' GROUP BY ALL;
 
 CREATE OR REPLACE VIEW data_access_grants AS
   SELECT payload->>'subject' AS subject, payload->>'path' AS path,
-         arg_max(TRY_CAST(payload->>'expires' AS DATE), (event_time, seq)) AS expires,
-         arg_max(actor, (event_time, seq)) AS granted_by, max(event_time) AS granted_at
+         arg_max(TRY_CAST(payload->>'expires' AS DATE), seq) AS expires,
+         arg_max(actor, seq) AS granted_by, arg_max(event_time, seq) AS granted_at
   FROM events WHERE type IN ('data_access_granted', 'data_access_revoked')
-  GROUP BY ALL HAVING arg_max(type, (event_time, seq)) = 'data_access_granted';
+  GROUP BY ALL HAVING arg_max(type, seq) = 'data_access_granted';
 
 -- Every read of a classified dataset (matched by path, or by the content fingerprint recorded
 -- when it was classified, so a copy stays classified), with the classification in force at
@@ -177,9 +177,9 @@ CREATE OR REPLACE VIEW data_access AS
     FROM events WHERE type = 'dataset_read'),
   matched AS (
     SELECT r.seq AS rseq, c.cpath,
-           arg_max(c.classification, (c.event_time, c.seq)) AS current_class,
-           arg_max(c.classification, (c.event_time, c.seq))
-             FILTER (WHERE c.event_time <= r.event_time) AS class_at_read
+           arg_max(c.classification, c.seq) AS current_class,
+           arg_max(c.classification, c.seq)
+             FILTER (WHERE c.seq <= r.seq) AS class_at_read
     FROM reads r JOIN cls c ON c.cpath = r.path OR (c.cfp IS NOT NULL AND c.cfp = r.fingerprint)
     GROUP BY ALL),
   access AS (
@@ -190,10 +190,10 @@ CREATE OR REPLACE VIEW data_access AS
     SELECT m.rseq, m.cpath, m.current_class, m.class_at_read,
            coalesce((SELECT arg_max(a.type = 'data_access_granted'
                                     AND (a.expires IS NULL OR r.event_time::DATE <= a.expires),
-                                    (a.event_time, a.seq))
+                                    a.seq)
                      FROM access a
                      WHERE a.subject = r.actor AND a.gpath = m.cpath
-                           AND a.event_time <= r.event_time), false) AS granted
+                           AND a.seq <= r.seq), false) AS granted
     FROM matched m JOIN reads r ON r.seq = m.rseq)
   SELECT r.seq, r.event_time AS read_at, r.actor, r.path, r.fingerprint, j.cpath AS classified_path,
          j.current_class AS classification, j.class_at_read AS classification_at_read, j.granted,

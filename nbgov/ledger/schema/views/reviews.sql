@@ -34,16 +34,16 @@ CREATE OR REPLACE VIEW schedule_events AS
   FROM events WHERE type IN ('schedule_set', 'schedule_removed');
 
 CREATE OR REPLACE VIEW schedules AS
-  SELECT job, arg_max(notebook, (event_time, seq)) AS notebook, arg_max(cron, (event_time, seq)) AS cron,
-         arg_max(tz, (event_time, seq)) AS tz,
-         arg_max(parameters, (event_time, seq)) AS parameters,
-         arg_max(catch_up, (event_time, seq)) AS catch_up,
-         arg_max(retries, (event_time, seq)) AS retries,
-         arg_max(timeout_s, (event_time, seq)) AS timeout_s,
-         arg_max(grace_s, (event_time, seq)) AS grace_s,
-         arg_max(effective_from, (event_time, seq)) AS effective_from,
-         arg_max(actor, (event_time, seq)) AS changed_by, max(event_time) AS changed_at
-  FROM schedule_events GROUP BY job HAVING arg_max(change, (event_time, seq)) = 'set';
+  SELECT job, arg_max(notebook, seq) AS notebook, arg_max(cron, seq) AS cron,
+         arg_max(tz, seq) AS tz,
+         arg_max(parameters, seq) AS parameters,
+         arg_max(catch_up, seq) AS catch_up,
+         arg_max(retries, seq) AS retries,
+         arg_max(timeout_s, seq) AS timeout_s,
+         arg_max(grace_s, seq) AS grace_s,
+         arg_max(effective_from, seq) AS effective_from,
+         arg_max(actor, seq) AS changed_by, arg_max(event_time, seq) AS changed_at
+  FROM schedule_events GROUP BY job HAVING arg_max(change, seq) = 'set';
 
 CREATE OR REPLACE VIEW missed_runs AS
   SELECT seq, event_time AS detected_at, payload->>'job' AS job,
@@ -54,9 +54,9 @@ CREATE OR REPLACE VIEW missed_runs AS
 CREATE OR REPLACE VIEW alerts AS
   WITH deliveries AS (
     SELECT payload->>'alert' AS alert, payload->>'sink' AS sink,
-           arg_max(type, (event_time, seq)) AS last_type,
+           arg_max(type, seq) AS last_type,
            max((payload->>'attempt')::INTEGER) AS attempts,
-           arg_max(payload->>'error', (event_time, seq)) AS last_error
+           arg_max(payload->>'error', seq) AS last_error
     FROM events WHERE type IN ('alert_delivered', 'alert_delivery_failed') GROUP BY ALL)
   SELECT a.seq, a.event_time AS raised_at, a.payload->>'key' AS key, a.payload->>'reason' AS reason,
          a.payload->>'job' AS job, a.payload->>'run_id' AS run_id, a.payload->>'message' AS message,
