@@ -178,8 +178,9 @@ CREATE OR REPLACE VIEW data_access AS
   matched AS (
     SELECT r.seq AS rseq, c.cpath,
            arg_max(c.classification, c.seq) AS current_class,
-           arg_max(c.classification, c.seq)
-             FILTER (WHERE c.seq <= r.seq) AS class_at_read
+           -- judged at the time of the read (the writers' clocks: see the README's limits)
+           arg_max(c.classification, (c.event_time, c.seq))
+             FILTER (WHERE c.event_time <= r.event_time) AS class_at_read
     FROM reads r JOIN cls c ON c.cpath = r.path OR (c.cfp IS NOT NULL AND c.cfp = r.fingerprint)
     GROUP BY ALL),
   access AS (
@@ -190,10 +191,10 @@ CREATE OR REPLACE VIEW data_access AS
     SELECT m.rseq, m.cpath, m.current_class, m.class_at_read,
            coalesce((SELECT arg_max(a.type = 'data_access_granted'
                                     AND (a.expires IS NULL OR r.event_time::DATE <= a.expires),
-                                    a.seq)
+                                    (a.event_time, a.seq))
                      FROM access a
                      WHERE a.subject = r.actor AND a.gpath = m.cpath
-                           AND a.seq <= r.seq), false) AS granted
+                           AND a.event_time <= r.event_time), false) AS granted
     FROM matched m JOIN reads r ON r.seq = m.rseq)
   SELECT r.seq, r.event_time AS read_at, r.actor, r.path, r.fingerprint, j.cpath AS classified_path,
          j.current_class AS classification, j.class_at_read AS classification_at_read, j.granted,
