@@ -338,11 +338,20 @@ def restrict(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
     holds for every connection to this database in the process without locking the whole
     configuration (which would also lock the session's own ``TimeZone``: the second connection
     a process opens, the panel's beside a query's, could not set it)."""
-    row = con.execute("SELECT current_setting('enable_external_access')").fetchone()
-    if row is not None and not row[0]:
+    if not _external_access(con):
         return  # already restricted, by an earlier connection of this process
-    con.execute("SET allowed_directories = $dirs", {"dirs": [f"{folder.resolve()}/"]})
-    con.execute("SET enable_external_access = false")
+    try:
+        con.execute("SET allowed_directories = $dirs", {"dirs": [f"{folder.resolve()}/"]})
+        con.execute("SET enable_external_access = false")
+    except duckdb.InvalidInputException:
+        if _external_access(con):
+            raise
+        # another thread of this process restricted the same database a moment before: done
+
+
+def _external_access(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("SELECT current_setting('enable_external_access')").fetchone()
+    return row is None or bool(row[0])
 
 
 def _identity(path: Path) -> str:
